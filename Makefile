@@ -1,0 +1,71 @@
+# The front door: every command the README mentions is a target here.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# sam build needs a python3.13 on PATH; pyenv machines provide it this way.
+SAM_PYENV ?= 3.11.7:3.13.0
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION ?= 1.170.0
+
+.DEFAULT_GOAL := help
+.PHONY: help dev lint format test unit integration template-tests reliability demo sandbox invoke build validate bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+dev: $(STAMP) ## create .venv and install the project with its dev extras
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## ruff fix and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP) lint ## lint, then the whole test suite
+	$(BIN)/pytest -q
+
+unit: $(STAMP) ## unit tests only
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP) ## handler tests against moto and the sandbox
+	$(BIN)/pytest -q tests/integration
+
+template-tests: $(STAMP) ## tests on the SAM template
+	$(BIN)/pytest -q tests/template
+
+reliability: $(STAMP) ## failure-semantics tests
+	$(BIN)/pytest -q tests/reliability
+
+demo: $(STAMP) ## run every sample event through its handler against the sandbox
+	$(BIN)/python -m local.demo
+
+sandbox: $(STAMP) ## serve the SALESmanago sandbox on :8090 (Ctrl-C to stop)
+	$(BIN)/python -m local.sandbox --port 8090 --groups-file local/groups.sample.json
+
+invoke: $(STAMP) ## run one event through one handler: make invoke FN=sqs_consumer EVENT=events/sqs_contact_upsert.json
+	$(BIN)/python -m local.runner $(FN) $(EVENT)
+
+$(SAM):
+	$(PY) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==$(SAM_CLI_VERSION)
+
+build: $(SAM) ## sam build (SAM CLI in its own environment under .tools/)
+	PYENV_VERSION=$(SAM_PYENV) SAM_CLI_TELEMETRY=0 $(SAM) build
+
+validate: $(SAM) ## sam validate --lint
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region eu-central-1
+
+clean: ## remove build output and caches
+	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,15 @@
+"""SNS consumer: applies each notification's command; raises on transient failure so Lambda retries."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from salesmanago_bridge.dispatch import get_dispatcher
+from salesmanago_bridge.observability import logger, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Permanent failures are already dead-lettered; a transient one raises, so the async retries
+    # and then the function's on-failure destination take over.
+    return get_dispatcher().dispatch_sns(event, context).raise_for_retry()

@@ -1,0 +1,481 @@
+"""The public contract: what producers send, and the normalized command the bridge executes.
+
+Producers send ``{"data": ..., "group_key": "..."}`` (plus ``action`` and an optional ``id`` on the
+async sources). Field names in ``data`` are the ones our users have always sent, so the models
+keep them as they are (camelCase for contacts and events, snake_case for products).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+
+from salesmanago_bridge.errors import FieldProblem, UnmappedFieldError, ValidationFailedError
+
+
+class Action(StrEnum):
+    """The four write operations; also the EventBridge ``detail-type``."""
+
+    CONTACT_UPSERT = "contact.upsert"
+    CONTACT_DELETE = "contact.delete"
+    EVENT_CREATE = "event.create"
+    PRODUCTS_UPSERT = "products.upsert"
+
+
+# salesmanago-api.md §3: the 13 types older integrations know, then the 12 added later.
+LEGACY_EVENT_TYPES = (
+    "PURCHASE", "CART", "VISIT", "PHONE_CALL", "OTHER", "RESERVATION", "CANCELLED",
+    "ACTIVATION", "MEETING", "OFFER", "DOWNLOAD", "LOGIN", "TRANSACTION",
+)  # fmt: skip
+EVENT_TYPES = (
+    *LEGACY_EVENT_TYPES,
+    "CANCELLATION", "RETURN", "SURVEY", "APP_STATUS", "APP_TYPE_WEB", "APP_TYPE_MANUAL",
+    "APP_TYPE_RETENTION", "APP_TYPE_UPSALE", "LOAN_STATUS", "LOAN_ORDER", "FIRST_LOAN", "REPEATED_LOAN",
+)  # fmt: skip
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+ContactState = Literal["CUSTOMER", "PROSPECT", "PARTNER", "OTHER", "UNKNOWN"]
+
+GROUP_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+LOCATION_PATTERN = r"^[a-z0-9/_.-]{1,36}$"
+EMAIL_MAX_LENGTH = 254
+# Below this an epoch value is surely seconds, not milliseconds (it would be before March 1973).
+MIN_EPOCH_MS = 100_000_000_000
+MAX_EPOCH_MS = 32_503_680_000_000  # year 3000
+
+
+def _check_email_length(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > EMAIL_MAX_LENGTH:
+        raise ValueError(f"must be at most {EMAIL_MAX_LENGTH} characters")
+    return value
+
+
+def _to_epoch_ms(value: Any) -> int:
+    """Epoch milliseconds from an integer, a digit string or an ISO 8601 date-time."""
+    if isinstance(value, bool):
+        raise ValueError("must be epoch milliseconds or an ISO 8601 date-time")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, int | float):
+        millis = int(value)
+        if millis < MIN_EPOCH_MS:
+            raise ValueError("must be epoch milliseconds (the number looks like seconds)")
+        if millis > MAX_EPOCH_MS:
+            raise ValueError("is too far in the future")
+        return millis
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("must be epoch milliseconds or an ISO 8601 date-time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    raise ValueError("must be epoch milliseconds or an ISO 8601 date-time")
+
+
+def _to_date(value: Any) -> Any:
+    """Accept ``yyyyMMdd`` (SALESmanago's own form) besides ISO dates."""
+    if isinstance(value, str) and re.fullmatch(r"\d{8}", value.strip()):
+        text = value.strip()
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            raise ValueError("is not a valid date") from None
+    return value
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
+def _join_ids(value: Any) -> Any:
+    if isinstance(value, list):
+        if not all(isinstance(item, str | int) and not isinstance(item, bool) for item in value):
+            raise ValueError("must be a string or a list of product ids")
+        return ",".join(str(item).strip() for item in value)
+    return value
+
+
+def _scalar_to_str(value: Any) -> Any:
+    # Custom details are strings in SALESmanago; numbers and booleans are sent as their text.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    return value
+
+
+def _text(max_length: int, min_length: int = 0) -> Any:
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
+    ]
+
+
+Email = Annotated[EmailStr, BeforeValidator(_check_email_length)]
+EpochMs = Annotated[int, BeforeValidator(_to_epoch_ms)]
+Birthday = Annotated[date, BeforeValidator(_to_date), PlainSerializer(lambda d: d.strftime("%Y%m%d"))]
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=21, decimal_places=2),
+    PlainSerializer(float, return_type=float),
+]
+EventValue = Annotated[
+    Decimal, Field(max_digits=21, decimal_places=2), PlainSerializer(float, return_type=float)
+]
+PropertyValue = Annotated[str, BeforeValidator(_scalar_to_str), StringConstraints(max_length=255)]
+Tag = _text(255, 1)
+Text = _text(255)
+GroupKey = Annotated[str, StringConstraints(pattern=GROUP_KEY_PATTERN)]
+CommandId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+
+
+def _url(max_length: int) -> Any:
+    return Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=max_length), AfterValidator(_check_url)
+    ]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class ConsentDetail(_Model):
+    consentName: _text(255, 1)  # type: ignore[valid-type]
+    consentAccept: bool
+    agreementDate: EpochMs | None = None
+    ip: Text | None = None
+    optOut: bool | None = None
+
+
+class ContactUpsertData(_Model):
+    email: Email
+    name: Text | None = None
+    phone: Text | None = None
+    fax: Text | None = None
+    company: Text | None = None
+    streetAddress: Text | None = None
+    zipCode: Text | None = None
+    city: Text | None = None
+    country: Text | None = None
+    newEmail: Email | None = None
+    externalId: Text | None = None
+    state: ContactState | None = None
+    tags: list[Tag] | None = None
+    removeTags: list[Tag] | None = None
+    properties: dict[_text(255, 1), PropertyValue] | None = None  # type: ignore[valid-type]
+    birthday: Birthday | None = None
+    province: Text | None = None
+    lang: Text | None = None
+    forceOptIn: bool | None = None
+    forceOptOut: bool | None = None
+    forcePhoneOptIn: bool | None = None
+    forcePhoneOptOut: bool | None = None
+    consentDetails: list[ConsentDetail] | None = None
+
+    @model_validator(mode="after")
+    def _opt_in_xor_out(self) -> ContactUpsertData:
+        if self.forceOptIn and self.forceOptOut:
+            raise ValueError("forceOptIn and forceOptOut cannot both be true")
+        if self.forcePhoneOptIn and self.forcePhoneOptOut:
+            raise ValueError("forcePhoneOptIn and forcePhoneOptOut cannot both be true")
+        return self
+
+
+class ContactDeleteData(_Model):
+    email: Email
+    permanently: bool = False
+
+
+_EventDetails = create_model(  # detail1 ... detail20, each at most 255 characters
+    "_EventDetails",
+    __base__=_Model,
+    **{f"detail{n}": (Text | None, None) for n in range(1, 21)},  # type: ignore[call-overload]
+)
+
+
+class EventCreateData(_EventDetails):  # type: ignore[misc, valid-type]
+    email: Email
+    contactExtEventType: EventType
+    description: _text(2048) | None = None  # type: ignore[valid-type]
+    products: Annotated[str, BeforeValidator(_join_ids), StringConstraints(max_length=512)] | None = None
+    location: Annotated[str, StringConstraints(pattern=LOCATION_PATTERN)] | None = None
+    value: EventValue | None = None
+    externalId: Text | None = None
+    shopDomain: Text | None = None
+    date: EpochMs | None = None
+
+
+_ProductDetails = create_model(  # detail1 ... detail5, each at most 512 characters
+    "_ProductDetails",
+    __base__=_Model,
+    **{f"detail{n}": (_text(512) | None, None) for n in range(1, 6)},  # type: ignore[call-overload]
+)
+
+
+class ProductData(_ProductDetails):  # type: ignore[misc, valid-type]
+    id: _text(32, 1)  # type: ignore[valid-type]
+    name: _text(100, 1)  # type: ignore[valid-type]
+    description: _text(1024, 1)  # type: ignore[valid-type]
+    category: _text(255, 1)  # type: ignore[valid-type]
+    sub_category: _text(512) | None = None  # type: ignore[valid-type]
+    brand: _text(512, 1)  # type: ignore[valid-type]
+    sex: Literal[-1, 0, 1, 2, 4] | None = None
+    price: Money | None = None
+    special_price: Money | None = None
+    url: _url(512)  # type: ignore[valid-type]
+    image_url: _url(512)  # type: ignore[valid-type]
+    image2_url: _url(128) | None = None  # type: ignore[valid-type]
+    stock_available: Annotated[int, Field(ge=0)] | None = None
+    color: _text(40) | None = None  # type: ignore[valid-type]
+    season: _text(40) | None = None  # type: ignore[valid-type]
+    active: bool | None = None
+    available: bool | None = None
+
+
+DATA_MODELS: dict[Action, type[BaseModel]] = {
+    Action.CONTACT_UPSERT: ContactUpsertData,
+    Action.CONTACT_DELETE: ContactDeleteData,
+    Action.EVENT_CREATE: EventCreateData,
+    Action.PRODUCTS_UPSERT: ProductData,
+}
+# Field-map targets beyond the model's own fields: contact properties take any name.
+PREFIXED_TARGETS: dict[Action, tuple[str, ...]] = {Action.CONTACT_UPSERT: ("properties.",)}
+
+ContactData = ContactUpsertData | ContactDeleteData | EventCreateData
+
+
+def is_valid_target(action: Action, target: str) -> bool:
+    """Whether a field map may route a source field of ``action`` to ``target``."""
+    if target in DATA_MODELS[action].model_fields:
+        return True
+    return any(target.startswith(p) and len(target) > len(p) for p in PREFIXED_TARGETS.get(action, ()))
+
+
+def allowed_targets(action: Action) -> list[str]:
+    """The documented targets for ``action`` (``properties.<name>`` stands for any name)."""
+    return sorted(DATA_MODELS[action].model_fields) + [f"{p}<name>" for p in PREFIXED_TARGETS.get(action, ())]
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def problems_from(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[FieldProblem]:
+    """Every failing field with its path; the input value is never included."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        loc = tuple(
+            part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))
+        )
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(_field_path(prefix + loc) or "body", message))
+    return problems
+
+
+def _route_fields(
+    raw: dict[str, Any], action: Action, field_map: dict[str, str], path: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Apply the group's field map; return the routed data and the fields nothing took."""
+    known = DATA_MODELS[action].model_fields
+    routed: dict[str, Any] = {}
+    unmapped: list[str] = []
+    for key, value in raw.items():
+        if key in known:
+            routed[key] = value
+        elif key in field_map:
+            head, _, tail = field_map[key].partition(".")
+            if tail:
+                bucket = routed.setdefault(head, dict(raw.get(head) or {}))
+                if isinstance(bucket, dict):
+                    bucket[tail] = value
+            else:
+                routed.setdefault(head, value)  # a field the producer set itself wins
+        else:
+            unmapped.append(f"{path}.{str(key)[:64]}")
+    return routed, unmapped
+
+
+class Command(BaseModel):
+    """A validated, normalized command: what the dispatcher executes and a dead letter carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Action
+    group_key: str
+    id: str
+    data: ContactUpsertData | ContactDeleteData | EventCreateData | tuple[ProductData, ...]
+    ignored_fields: tuple[str, ...] = ()
+
+    @property
+    def email(self) -> str | None:
+        """The contact this command concerns (compared case-insensitively), if any."""
+        return None if isinstance(self.data, tuple) else self.data.email.lower()
+
+    def normalized(self) -> dict[str, Any]:
+        """``{"action", "group_key", "data", "id"}``: replayable as is, date and id kept."""
+        if isinstance(self.data, tuple):
+            data: Any = [p.model_dump(mode="json", exclude_none=True) for p in self.data]
+        else:
+            data = self.data.model_dump(mode="json", exclude_none=True)
+        return {"action": str(self.action), "group_key": self.group_key, "data": data, "id": self.id}
+
+
+class CommandEnvelope(BaseModel):
+    """The outer shape every producer sends: ``{"data", "group_key"}`` plus ``action`` and ``id``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    action: Action | None = None
+    group_key: GroupKey
+    data: Any = Field(...)
+    id: CommandId | None = None
+
+    @classmethod
+    def parse(cls, body: Any, *, action: str | None = None) -> CommandEnvelope:
+        """Validate the envelope; ``action`` comes from a message attribute or ``detail-type``.
+
+        Raises:
+            ValidationFailedError: naming every failing field.
+        """
+        if isinstance(body, str | bytes):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                raise ValidationFailedError(
+                    "body is not valid JSON", details=[FieldProblem("body", "is not valid JSON")]
+                ) from None
+        if not isinstance(body, dict):
+            raise ValidationFailedError(
+                "body must be a JSON object", details=[FieldProblem("body", "must be a JSON object")]
+            )
+        if action is not None and body.get("action") is None:
+            body = {**body, "action": action}
+        try:
+            envelope = cls.model_validate(body)
+        except ValidationError as exc:
+            raise ValidationFailedError("invalid command", details=problems_from(exc)) from None
+        if envelope.action is None:
+            raise ValidationFailedError(
+                "invalid command",
+                details=[FieldProblem("action", "is required (in the body or as the 'action' attribute)")],
+            )
+        return envelope
+
+    def to_command(
+        self,
+        *,
+        field_map: dict[str, str] | None = None,
+        sent_at_ms: int | None = None,
+        default_location: str | None = None,
+    ) -> Command:
+        """Validate ``data`` for the action after applying the group's field map.
+
+        Raises:
+            UnmappedFieldError: contact or event ``data`` holds fields nothing takes.
+            ValidationFailedError: naming every failing field.
+        """
+        assert self.action is not None
+        action = self.action
+        field_map = field_map or {}
+        ignored: list[str] = []
+        try:
+            if action is Action.PRODUCTS_UPSERT:
+                data: Any = self._products(field_map, ignored)
+            else:
+                data = self._contact_data(action, field_map, sent_at_ms, default_location)
+        except ValidationError as exc:
+            raise ValidationFailedError(
+                f"invalid {action} data", details=problems_from(exc, ("data",)), group_key=self.group_key
+            ) from None
+        command_id = self.id or _derive_id(action, self.group_key, data)
+        return Command(
+            action=action, group_key=self.group_key, id=command_id, data=data, ignored_fields=tuple(ignored)
+        )
+
+    def _contact_data(
+        self, action: Action, field_map: dict[str, str], sent_at_ms: int | None, default_location: str | None
+    ) -> ContactData:
+        if not isinstance(self.data, dict):
+            raise ValidationFailedError(
+                "invalid command",
+                details=[FieldProblem("data", "must be a JSON object")],
+                group_key=self.group_key,
+            )
+        routed, unmapped = _route_fields(self.data, action, field_map, "data")
+        if unmapped:
+            raise UnmappedFieldError(
+                f"{len(unmapped)} field(s) not in the {action} contract nor in the group's field map",
+                details=[
+                    FieldProblem(name, "unknown field; add it to the group's field_map") for name in unmapped
+                ],
+                group_key=self.group_key,
+            )
+        if action is Action.EVENT_CREATE:
+            routed.setdefault("date", sent_at_ms)
+            if routed["date"] is None:
+                routed["date"] = int(datetime.now(UTC).timestamp() * 1000)
+            if default_location and not routed.get("location"):
+                routed["location"] = default_location
+        return DATA_MODELS[action].model_validate(routed)  # type: ignore[return-value]
+
+    def _products(self, field_map: dict[str, str], ignored: list[str]) -> tuple[ProductData, ...]:
+        if not isinstance(self.data, list) or not self.data:
+            raise ValidationFailedError(
+                "invalid command",
+                details=[FieldProblem("data", "must be a non-empty list of products")],
+                group_key=self.group_key,
+            )
+        products: list[ProductData] = []
+        problems: list[FieldProblem] = []
+        for index, item in enumerate(self.data):
+            if not isinstance(item, dict):
+                problems.append(FieldProblem(f"data[{index}]", "must be a JSON object"))
+                continue
+            routed, unmapped = _route_fields(item, Action.PRODUCTS_UPSERT, field_map, f"data[{index}]")
+            ignored.extend(unmapped)
+            try:
+                products.append(ProductData.model_validate(routed))
+            except ValidationError as exc:
+                problems.extend(problems_from(exc, ("data", index)))
+        if problems:
+            raise ValidationFailedError(
+                "invalid products.upsert data", details=problems, group_key=self.group_key
+            )
+        return tuple(products)
+
+
+def _derive_id(action: Action, group_key: str, data: Any) -> str:
+    """A stable id from the content, so a replay of the same command carries the same key."""
+    if isinstance(data, tuple):
+        payload: Any = [p.model_dump(mode="json", exclude_none=True) for p in data]
+    else:
+        payload = data.model_dump(mode="json", exclude_none=True)
+        payload["email"] = str(payload["email"]).lower()
+    canonical = json.dumps([str(action), group_key, payload], sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:40]

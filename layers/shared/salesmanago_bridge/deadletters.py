@@ -1,0 +1,83 @@
+"""Parking permanent failures in the dead-letter queue, with their reason attached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from salesmanago_bridge.errors import BridgeError, DeadLetterUnavailableError
+from salesmanago_bridge.observability import logger, scrub
+
+REASON_ATTRIBUTE = "bridge-failure"
+
+
+def failure_reason(
+    error: BridgeError,
+    *,
+    group_key: str | None,
+    action: str | None,
+    source: str,
+    source_arn: str | None,
+    receive_count: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``bridge-failure`` attribute (DESIGN.md): one JSON value, since SQS allows 10 attributes."""
+    return {
+        **error.as_reason(),
+        "error_message": scrub(error.describe()),
+        "group_key": group_key,
+        "action": action,
+        "source": source,
+        "source_arn": source_arn,
+        "first_failure_at": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "receive_count": receive_count,
+    }
+
+
+class DeadLetterSink:
+    """Sends a failed command to ``DEAD_LETTER_QUEUE_URL``; without one it only logs (DESIGN.md)."""
+
+    def __init__(self, queue_url: str | None, sqs_client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._sqs = sqs_client
+
+    @property
+    def sqs(self) -> Any:
+        if self._sqs is None:
+            import boto3
+
+            self._sqs = boto3.client("sqs")
+        return self._sqs
+
+    def park(self, body: Any, reason: dict[str, Any]) -> bool:
+        """Send ``body`` with its reason. Returns False when no queue is configured.
+
+        Raises:
+            DeadLetterUnavailableError: the queue refused it, so the source must keep the message.
+        """
+        if not self.queue_url:
+            logger.error("permanent failure, no dead-letter queue configured", extra={"reason": reason})
+            return False
+        text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), default=str)
+        request: dict[str, Any] = {
+            "QueueUrl": self.queue_url,
+            "MessageBody": text or "{}",
+            "MessageAttributes": {
+                REASON_ATTRIBUTE: {
+                    "DataType": "String",
+                    "StringValue": json.dumps(reason, separators=(",", ":")),
+                }
+            },
+        }
+        if self.queue_url.endswith(".fifo"):
+            request["MessageGroupId"] = str(reason.get("group_key") or "unknown")
+            request["MessageDeduplicationId"] = hashlib.sha256(request["MessageBody"].encode()).hexdigest()
+        try:
+            self.sqs.send_message(**request)
+        except Exception as exc:  # any failure here must keep the message at its source
+            raise DeadLetterUnavailableError(
+                f"could not send to the dead-letter queue: {type(exc).__name__}"
+            ) from exc
+        return True

@@ -1,0 +1,191 @@
+"""Tenant (group) config: a SecureString per group in SSM, or one local JSON file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, ValidationError, field_validator
+
+from salesmanago_bridge.commands import (
+    LOCATION_PATTERN,
+    Action,
+    allowed_targets,
+    is_valid_target,
+    problems_from,
+)
+from salesmanago_bridge.errors import FieldProblem, GroupConfigError, UnavailableError, UnknownGroupError
+from salesmanago_bridge.settings import Settings
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _base_url(value: str, suffix: str) -> str:
+    """Normalize a host URL: https only (http for loopback), no trailing slash or API suffix."""
+    parts = urlsplit(value.strip())
+    if not parts.netloc or parts.scheme not in ("https", "http"):
+        raise ValueError("must be an absolute URL such as https://app3.salesmanago.pl")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise ValueError("must use https (plain http is allowed only for a local sandbox)")
+    path = parts.path.rstrip("/")
+    path = path.removesuffix(suffix)  # a pasted "/api" or "/v3" suffix is tolerated
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+class GroupConfig(BaseModel):
+    """One tenant: a SALESmanago account, its product catalog and its field mapping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    client_id: str = Field(min_length=1, max_length=64)
+    api_secret: SecretStr
+    owner: EmailStr
+    endpoint: str
+    products_api_key: SecretStr | None = None
+    catalog_id: str | None = None
+    products_endpoint: str = "https://api.salesmanago.com"
+    location: str | None = Field(None, pattern=LOCATION_PATTERN)
+    api_key_ids: tuple[str, ...] = ()
+    field_map: dict[Action, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _v2_base(cls, value: str) -> str:
+        return _base_url(value, "/api")
+
+    @field_validator("products_endpoint")
+    @classmethod
+    def _v3_base(cls, value: str) -> str:
+        return _base_url(value, "/v3")
+
+    @field_validator("field_map")
+    @classmethod
+    def _known_targets(cls, value: dict[Action, dict[str, str]]) -> dict[Action, dict[str, str]]:
+        problems = []
+        for action, routes in value.items():
+            for source, target in routes.items():
+                if is_valid_target(action, source):
+                    problems.append(
+                        f"{action}: '{source}' is already a contract field and cannot be remapped"
+                    )
+                elif not is_valid_target(action, target):
+                    choices = ", ".join(allowed_targets(action))
+                    problems.append(f"{action}: target '{target}' of '{source}' is not one of: {choices}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    def routes_for(self, action: Action) -> dict[str, str]:
+        return self.field_map.get(action, {})
+
+
+def parse_group_config(group_key: str, raw: Any) -> GroupConfig:
+    """Validate a stored config.
+
+    Raises:
+        GroupConfigError: naming each bad field (never its value: the config holds secrets).
+    """
+    try:
+        return GroupConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise GroupConfigError(
+            "the group's config is invalid", details=problems_from(exc), group_key=group_key
+        ) from None
+
+
+class GroupStore(Protocol):
+    """Where group configs come from."""
+
+    def get(self, group_key: str, *, force_fetch: bool = False) -> GroupConfig: ...
+
+    def group_keys_for_api_key(self, api_key_id: str) -> list[str]: ...
+
+
+class FileGroupStore:
+    """Group configs from a local JSON file ``{group_key: config}`` (SALESMANAGO_GROUPS_FILE)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._cache: dict[str, GroupConfig] = {}
+        self._raw: dict[str, Any] | None = None
+
+    def _load(self, force: bool) -> dict[str, Any]:
+        if self._raw is None or force:
+            try:
+                raw = json.loads(self._path.read_text())
+            except (OSError, ValueError) as exc:
+                raise GroupConfigError(
+                    f"cannot read groups file {self._path.name}: {type(exc).__name__}",
+                    details=[
+                        FieldProblem("SALESMANAGO_GROUPS_FILE", "must name a readable JSON object file")
+                    ],
+                ) from None
+            if not isinstance(raw, dict):
+                raise GroupConfigError("groups file must hold a JSON object {group_key: config}")
+            self._raw, self._cache = raw, {}
+        return self._raw
+
+    def get(self, group_key: str, *, force_fetch: bool = False) -> GroupConfig:
+        raw = self._load(force_fetch)
+        if group_key not in self._cache:
+            if group_key not in raw:
+                raise UnknownGroupError(f"unknown group '{group_key}'", group_key=group_key)
+            self._cache[group_key] = parse_group_config(group_key, raw[group_key])
+        return self._cache[group_key]
+
+    def group_keys_for_api_key(self, api_key_id: str) -> list[str]:
+        return sorted(key for key in self._load(False) if api_key_id in self.get(key).api_key_ids)
+
+
+class SsmGroupStore:
+    """Group configs as SecureString JSON at ``{prefix}/groups/{group_key}``, cached by Powertools."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def get(self, group_key: str, *, force_fetch: bool = False) -> GroupConfig:
+        from aws_lambda_powertools.utilities import parameters
+
+        name = self._settings.group_parameter_name(group_key)
+        try:
+            # POWERTOOLS_PARAMETERS_SSM_DECRYPT=true in the template: the cache key ignores `decrypt`.
+            raw = parameters.get_parameter(
+                name,
+                transform="json",
+                decrypt=True,
+                max_age=self._settings.parameters_max_age_s,
+                force_fetch=force_fetch,
+            )
+        except parameters.exceptions.TransformParameterError:
+            raise GroupConfigError("the group's config is not valid JSON", group_key=group_key) from None
+        except parameters.exceptions.GetParameterError as exc:
+            if "ParameterNotFound" in repr(exc.__cause__) or "ParameterNotFound" in str(exc):
+                raise UnknownGroupError(f"unknown group '{group_key}'", group_key=group_key) from None
+            raise UnavailableError("could not read the group's config from SSM", group_key=group_key) from exc
+        return parse_group_config(group_key, raw)
+
+    def group_keys_for_api_key(self, api_key_id: str) -> list[str]:
+        from aws_lambda_powertools.utilities import parameters
+
+        prefix = f"{self._settings.parameter_prefix}/groups"
+        configs = parameters.get_parameters(
+            prefix,
+            transform="json",
+            decrypt=True,
+            max_age=self._settings.parameters_max_age_s,
+            raise_on_transform_error=False,
+        )
+        return sorted(
+            key
+            for key, raw in configs.items()
+            if isinstance(raw, dict) and api_key_id in (raw.get("api_key_ids") or [])
+        )
+
+
+def group_store_for(settings: Settings) -> GroupStore:
+    """The file store when SALESMANAGO_GROUPS_FILE is set, else SSM."""
+    if settings.groups_file is not None:
+        return FileGroupStore(settings.groups_file)
+    return SsmGroupStore(settings)

@@ -1,0 +1,123 @@
+"""Logger, tracer and metrics, created once per cold start, and the masking of personal data."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections import Counter
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from salesmanago_bridge.settings import get_settings
+
+# Metric names are a contract with the template's alarms and dashboard (DESIGN.md).
+COMMANDS_APPLIED = "CommandsApplied"
+COMMANDS_RETRIED = "CommandsRetried"
+COMMANDS_DEAD_LETTERED = "CommandsDeadLettered"
+DUPLICATES_SUPPRESSED = "DuplicatesSuppressed"
+OUTCOME_UNKNOWN = "OutcomeUnknown"
+SALESMANAGO_REQUESTS = "SalesmanagoRequests"
+SALESMANAGO_LATENCY = "SalesmanagoLatency"
+SALESMANAGO_AUTH_FAILURES = "SalesmanagoAuthFailures"
+IGNORED_PRODUCT_FIELDS = "IgnoredProductFields"
+# Also emitted with only the `service` dimension, so a plain alarm can watch them across actions.
+SERVICE_WIDE_METRICS = frozenset({COMMANDS_DEAD_LETTERED, SALESMANAGO_AUTH_FAILURES, OUTCOME_UNKNOWN})
+
+EMAIL_PATTERN = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
+)
+
+logger = Logger(service=get_settings().service_name, utc=True)
+tracer = Tracer(service=get_settings().service_name)
+
+
+def pseudonymize(email: str) -> str:
+    """A stable, non-reversible-at-a-glance token for an e-mail, to correlate log lines."""
+    return "contact:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:12]
+
+
+def scrub(text: str) -> str:
+    """Replace every e-mail address in ``text`` with its pseudonym."""
+    return EMAIL_PATTERN.sub(lambda match: pseudonymize(match.group()), text)
+
+
+class _ScrubFilter(logging.Filter):
+    """Defence in depth: no e-mail reaches a log line, whatever a message was built from."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        if isinstance(record.msg, str):
+            record.msg = scrub(record.msg)
+        elif isinstance(record.msg, dict):
+            record.msg = {key: scrub(v) if isinstance(v, str) else v for key, v in record.msg.items()}
+        return True
+
+
+logger.addFilter(_ScrubFilter())
+
+
+class MetricsRecorder:
+    """Counts per (metric, dimensions) during an invocation and flushes them as a few EMF blobs.
+
+    One EMF line per dimension set instead of one per command keeps a 500-record batch cheap.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self._latencies: dict[tuple[tuple[str, str], ...], list[float]] = {}
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        key = tuple(sorted(dimensions.items()))
+        with self._lock:
+            self._counts[(name, key)] += value
+            if name in SERVICE_WIDE_METRICS and key:
+                self._counts[(name, ())] += value
+
+    def latency(self, millis: float, **dimensions: str) -> None:
+        with self._lock:
+            self._latencies.setdefault(tuple(sorted(dimensions.items())), []).append(millis)
+
+    def snapshot(self) -> dict[str, float]:
+        """Totals per metric name (all dimensions summed): for tests and the local runner."""
+        totals: Counter[str] = Counter()
+        with self._lock:
+            for (name, dims), value in self._counts.items():
+                if dims or name not in SERVICE_WIDE_METRICS:
+                    totals[name] += value
+        return dict(totals)
+
+    def flush(self) -> None:
+        """Emit everything counted so far as EMF (stdout) and start again."""
+        with self._lock:
+            counts, latencies = self._counts, self._latencies
+            self._counts, self._latencies = Counter(), {}
+        by_dims: dict[tuple[tuple[str, str], ...], list[tuple[str, float]]] = {}
+        for (name, dims), value in counts.items():
+            by_dims.setdefault(dims, []).append((name, value))
+        for dims in latencies:
+            by_dims.setdefault(dims, [])
+        settings = get_settings()
+        for dims, values in by_dims.items():
+            emf = EphemeralMetrics(namespace=settings.metrics_namespace, service=settings.service_name)
+            for key, value in dims:
+                emf.add_dimension(name=key, value=value)
+            for name, value in values:
+                emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            for millis in latencies.get(dims, [])[:100]:  # EMF takes at most 100 values a metric
+                emf.add_metric(name=SALESMANAGO_LATENCY, unit=MetricUnit.Milliseconds, value=millis)
+            emf.flush_metrics()
+
+
+metrics = MetricsRecorder()
+
+
+def log_extra(**fields: Any) -> dict[str, Any]:
+    """Structured fields for a log line, with any e-mail value pseudonymized."""
+    return {key: scrub(value) if isinstance(value, str) else value for key, value in fields.items()}

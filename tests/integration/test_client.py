@@ -1,0 +1,295 @@
+"""The SALESmanago client against the sandbox: each outcome the API can produce, classified."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from salesmanago_bridge.client import SalesmanagoClient, sign
+from salesmanago_bridge.errors import (
+    AuthError,
+    ErrorType,
+    OutcomeUnknownError,
+    SalesmanagoRejectedError,
+    SalesmanagoTimeoutError,
+    ThrottledError,
+    UnavailableError,
+)
+from salesmanago_bridge.groups import FileGroupStore, GroupConfig
+from salesmanago_bridge.settings import Settings
+
+from local.sandbox import Fault, Sandbox
+
+CONTACT = {"contact": {"email": "client.test@customer.example.com", "name": "Client Test"}}
+EVENT = {
+    "email": "client.test@customer.example.com",
+    "contactEvent": {"contactExtEventType": "PURCHASE", "date": 1764095400000, "value": 10.5},
+}
+PRODUCT = {
+    "productId": "SKU-1",
+    "name": "Shirt",
+    "description": "A shirt",
+    "mainCategory": "Shirts",
+    "productUrl": "https://shop.example.com/p/1",
+    "mainImageUrl": "https://cdn.shop.example.com/1.jpg",
+}
+
+
+class FakeClock:
+    """Advances only when slept on, so retries and Retry-After cost no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1_764_095_400.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def group(groups_file: Path) -> GroupConfig:
+    return FileGroupStore(groups_file).get("demo-shop")
+
+
+def make_client(clock: FakeClock, **overrides: Any) -> SalesmanagoClient:
+    settings = Settings.model_validate({"SALESMANAGO_READ_TIMEOUT_S": 0.3, **overrides})
+    return SalesmanagoClient(settings, clock=clock)
+
+
+def test_client_v2_upsert_success_returns_reply_and_signs_request(
+    sandbox: Sandbox, group: GroupConfig, clock
+):
+    # Given a healthy sandbox
+    client = make_client(clock)
+    # When a contact is upserted
+    reply = client.call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    # Then SALESmanago's id comes back and the request carries the body auth
+    assert reply["success"] is True and reply["contactId"]
+    body = sandbox.requests[-1].body
+    expected_sha = hashlib.sha1(
+        (body["apiKey"] + "demo-client-1" + "demo-secret-do-not-use-1").encode(), usedforsecurity=False
+    ).hexdigest()
+    assert body["sha"] == expected_sha == sign(body["apiKey"], "demo-client-1", "demo-secret-do-not-use-1")
+    assert body["clientId"] == "demo-client-1"
+    assert body["owner"] == "owner@demo-shop.example.com"
+    assert body["requestTime"] == int(clock.now * 1000)  # milliseconds
+    assert "demo-secret-do-not-use-1" not in json.dumps(body)
+
+
+def test_client_fresh_api_key_per_request(sandbox: Sandbox, group: GroupConfig, clock):
+    client = make_client(clock)
+    client.call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    client.call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    keys = [r.body["apiKey"] for r in sandbox.requests]
+    assert len(set(keys)) == 2
+
+
+def test_client_success_false_is_permanent_rejection_with_message(
+    sandbox: Sandbox, group: GroupConfig, clock
+):
+    # Given SALESmanago answers success:false
+    sandbox.inject(Fault("success_false", message="Contact limit reached"))
+    # When / Then the error is permanent and carries SALESmanago's message
+    with pytest.raises(SalesmanagoRejectedError) as caught:
+        make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert caught.value.error_type is ErrorType.SALESMANAGO_REJECTED
+    assert not caught.value.retryable
+    assert "Contact limit reached" in str(caught.value)
+
+
+def test_client_wrong_secret_is_auth_error(sandbox: Sandbox, group: GroupConfig, clock):
+    # Given a group whose secret SALESmanago does not know
+    wrong = group.model_copy(update={"api_secret": SecretStr("not-the-secret")})
+    # When / Then
+    with pytest.raises(AuthError) as caught:
+        make_client(clock).call_v2(wrong, "contact/upsert", CONTACT, action="contact.upsert")
+    assert caught.value.error_type is ErrorType.AUTH
+    assert "not-the-secret" not in str(caught.value)
+
+
+def test_client_429_with_retry_after_is_honoured_then_succeeds(sandbox: Sandbox, group: GroupConfig, clock):
+    # Given one 429 with Retry-After: 2
+    sandbox.inject(Fault("status", status=429, retry_after=2))
+    # When
+    reply = make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    # Then the client waited exactly what the server asked, then succeeded
+    assert reply["success"] is True
+    assert clock.slept == [2]
+    assert [r.status for r in sandbox.requests] == [429, 200]
+
+
+def test_client_429_longer_than_budget_is_not_slept_on(sandbox: Sandbox, group: GroupConfig, clock):
+    # Given a Retry-After longer than the configured cap
+    sandbox.inject(Fault("status", status=429, retry_after=120, times=5))
+    # When / Then the client answers throttled at once instead of sleeping two minutes
+    with pytest.raises(ThrottledError) as caught:
+        make_client(clock, SALESMANAGO_MAX_RETRY_AFTER_S=5).call_v2(
+            group, "contact/upsert", CONTACT, action="contact.upsert"
+        )
+    assert clock.slept == []
+    assert caught.value.retry_after_s == 120
+    assert len(sandbox.requests) == 1
+
+
+def test_client_retry_after_capped_by_time_left(sandbox: Sandbox, group: GroupConfig, clock):
+    # Given only 4 s left in the invocation (requests take up to ~3.35 s with these timeouts)
+    sandbox.inject(Fault("status", status=429, retry_after=3, times=5))
+    client = make_client(clock)
+    client.budget.set_remaining(4000)
+    # When / Then the 3 s wait does not fit: answer throttled without sleeping
+    with pytest.raises(ThrottledError):
+        client.call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert clock.slept == []
+
+
+def test_client_5xx_then_success_is_retried_with_backoff(sandbox: Sandbox, group: GroupConfig, clock):
+    # Given two 503s then a healthy reply
+    sandbox.inject(Fault("status", status=503, times=2))
+    # When
+    reply = make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    # Then it retried twice, sleeping a backoff each time
+    assert reply["success"] is True
+    assert [r.status for r in sandbox.requests] == [503, 503, 200]
+    assert len(clock.slept) == 2
+
+
+def test_client_5xx_after_retries_is_unavailable(sandbox: Sandbox, group: GroupConfig, clock):
+    sandbox.inject(Fault("status", status=502, times=10))
+    with pytest.raises(UnavailableError) as caught:
+        make_client(clock, SALESMANAGO_MAX_RETRIES=2).call_v2(
+            group, "contact/upsert", CONTACT, action="contact.upsert"
+        )
+    assert caught.value.retryable
+    assert len(sandbox.requests) == 3  # the first try and two retries
+
+
+def test_client_timeout_on_idempotent_call_retries_then_times_out(
+    sandbox: Sandbox, group: GroupConfig, clock
+):
+    # Given replies slower than the 0.3 s read timeout
+    sandbox.inject(Fault("slow", delay_s=0.6, times=10))
+    # When / Then
+    with pytest.raises(SalesmanagoTimeoutError):
+        make_client(clock, SALESMANAGO_MAX_RETRIES=1).call_v2(
+            group, "contact/upsert", CONTACT, action="contact.upsert"
+        )
+    assert len(sandbox.requests) == 2
+
+
+def test_client_timeout_on_event_is_outcome_unknown_and_never_resent(
+    sandbox: Sandbox, group: GroupConfig, clock
+):
+    # Given SALESmanago applies the event but replies too late
+    sandbox.inject(Fault("slow", delay_s=0.6, apply=True))
+    # When / Then the event is not sent a second time inside the call
+    with pytest.raises(OutcomeUnknownError):
+        make_client(clock).call_v2(group, "v2/contact/addContactExtEvent", EVENT, action="event.create")
+    assert len(sandbox.requests_to("addContactExtEvent")) == 1
+
+
+def test_client_connection_reset_on_contact_is_retried(sandbox: Sandbox, group: GroupConfig, clock):
+    sandbox.inject(Fault("drop"))
+    reply = make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert reply["success"] is True
+    assert len(sandbox.requests) == 2
+
+
+def test_client_connection_reset_on_event_is_outcome_unknown(sandbox: Sandbox, group: GroupConfig, clock):
+    sandbox.inject(Fault("drop", apply=True))
+    with pytest.raises(OutcomeUnknownError):
+        make_client(clock).call_v2(group, "v2/contact/addContactExtEvent", EVENT, action="event.create")
+    assert len(sandbox.requests) == 1
+
+
+def test_client_connection_refused_is_unavailable(group: GroupConfig, clock):
+    # Given nothing listens on the endpoint (the sandbox fixture is not running here)
+    with Sandbox(accounts=[]) as stopped:
+        url = stopped.url
+    closed = group.model_copy(update={"endpoint": url})
+    # When / Then: never sent, so even an event is plainly unavailable, not unknown
+    with pytest.raises(UnavailableError) as caught:
+        make_client(clock, SALESMANAGO_MAX_RETRIES=1).call_v2(
+            closed, "v2/contact/addContactExtEvent", EVENT, action="event.create"
+        )
+    assert type(caught.value) is UnavailableError
+
+
+def test_client_non_json_body_is_transient(sandbox: Sandbox, group: GroupConfig, clock):
+    sandbox.inject(Fault("non_json"))
+    with pytest.raises(UnavailableError) as caught:
+        make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert "not JSON" in str(caught.value)
+
+
+def test_client_v3_upsert_success_sends_api_key_header(sandbox: Sandbox, group: GroupConfig, clock):
+    body = {"catalogId": group.catalog_id, "products": [PRODUCT]}
+    reply, warnings = make_client(clock).call_v3(
+        group, "POST", "product/upsert", body, action="products.upsert"
+    )
+    assert reply["productIds"] == ["SKU-1"]
+    assert warnings == []
+    request = sandbox.requests[-1]
+    assert request.path == "/v3/product/upsert"
+    assert request.headers.get("API-KEY") == "***"  # present (the sandbox elides its value)
+    assert request.body == body
+
+
+def test_client_v3_400_problems_name_the_field(sandbox: Sandbox, group: GroupConfig, clock):
+    body = {"catalogId": group.catalog_id, "products": [{**PRODUCT, "quantity": 1.5}]}
+    with pytest.raises(SalesmanagoRejectedError) as caught:
+        make_client(clock).call_v3(group, "POST", "product/upsert", body, action="products.upsert")
+    assert caught.value.status == 400
+    assert any("quantity" in d.field for d in caught.value.details)
+
+
+def test_client_v3_unknown_catalog_is_rejected(sandbox: Sandbox, group: GroupConfig, clock):
+    body = {"catalogId": "00000000-0000-4000-8000-00000000dead", "products": [PRODUCT]}
+    with pytest.raises(SalesmanagoRejectedError) as caught:
+        make_client(clock).call_v3(group, "POST", "product/upsert", body, action="products.upsert")
+    assert "reason 16" in str(caught.value)
+
+
+def test_client_v3_reason_12_is_success_with_warning(sandbox: Sandbox, group: GroupConfig, clock):
+    sandbox.warn_trim = True
+    body = {"catalogId": group.catalog_id, "products": [PRODUCT]}
+    reply, warnings = make_client(clock).call_v3(
+        group, "POST", "product/upsert", body, action="products.upsert"
+    )
+    assert reply["productIds"] == ["SKU-1"]
+    assert warnings and "trimmed" in warnings[0].lower()
+
+
+def test_client_v3_wrong_api_key_is_auth_error(sandbox: Sandbox, group: GroupConfig, clock):
+    wrong = group.model_copy(update={"products_api_key": SecretStr("wrong-key")})
+    with pytest.raises(AuthError):
+        make_client(clock).call_v3(wrong, "GET", "product/catalogList", action="products.upsert")
+
+
+def test_client_error_messages_mask_emails(sandbox: Sandbox, group: GroupConfig, clock):
+    sandbox.inject(Fault("success_false", message="Contact leak.me@customer.example.com is blocked"))
+    with pytest.raises(SalesmanagoRejectedError) as caught:
+        make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert "leak.me@customer.example.com" not in str(caught.value)
+    assert "contact:" in str(caught.value)
+
+
+def test_client_repr_and_settings_hide_secrets(group: GroupConfig, clock):
+    text = repr(group) + str(group) + repr(make_client(clock).__dict__)
+    assert "demo-secret-do-not-use-1" not in text
+    assert "demo-products-key-1" not in text
