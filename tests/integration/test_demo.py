@@ -66,4 +66,4 @@ def test_demo_logs_and_errors_hold_no_secret_and_no_email(demo):
     leaked = sorted(s for s in secrets | emails if s.lower() in haystack)
     assert leaked == []
     assert demo.logs.count("\n") > 10  # the handlers did log, with e-mails pseudonymized
-    assert "contact:" in demo.logs
+    assert "command dead-lettered" in demo.logs

@@ -1,4 +1,4 @@
-"""One path for every source: validate, resolve the group, call SALESmanago, decide the outcome.
+"""One path for every source: validate, plan, send in bulk, decide each message's outcome.
 
 Every message ends in exactly one of: applied, dead-lettered with its reason, or handed back to
 its source for a retry (SQS ``batchItemFailures``; SNS and EventBridge by raising).
@@ -6,41 +6,42 @@ its source for a retry (SQS ``batchItemFailures``; SNS and EventBridge by raisin
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from traceback import format_exc
 from typing import Any
 
+from salesmanago_bridge.batching import Chunk, Work, ordering_keys, plan_chunks, plan_rounds
 from salesmanago_bridge.client import SalesmanagoClient
-from salesmanago_bridge.commands import Action, Command, CommandEnvelope, ProductData
+from salesmanago_bridge.commands import Action, Command, CommandEnvelope
 from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
 from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
     DeadlineError,
-    GroupConfigError,
     InternalError,
     OutcomeUnknownError,
-    PermanentError,
-    SalesmanagoRejectedError,
     TransientError,
 )
-from salesmanago_bridge.groups import GroupConfig, GroupStore, group_store_for
-from salesmanago_bridge.mapping import contact_delete_body, contact_upsert_item, event_item, product_item
+from salesmanago_bridge.groups import GroupStore, group_store_for
+from salesmanago_bridge.idempotency import ClaimKind, EventGuard, IdempotencyConflictError
 from salesmanago_bridge.observability import (
     COMMANDS_APPLIED,
     COMMANDS_DEAD_LETTERED,
     COMMANDS_RETRIED,
+    DUPLICATES_SUPPRESSED,
     IGNORED_PRODUCT_FIELDS,
+    OUTCOME_RECONCILED,
     OUTCOME_UNKNOWN,
     logger,
     metrics,
-    pseudonymize,
     scrub,
-    tracer,
 )
+from salesmanago_bridge.senders import Result, Results, merge_results, send_chunk
 from salesmanago_bridge.settings import Settings, get_settings
 from salesmanago_bridge.sources import (
     Inbound,
@@ -48,11 +49,9 @@ from salesmanago_bridge.sources import (
     from_eventbridge_event,
     from_sns_record,
     from_sqs_record,
-    is_fifo,
 )
 
-# Replies of contact/delete that mean "there is no such contact".
-DELETE_ABSENT = ("not found", "not exist", "no such contact")
+CONTACT_LIST_LIMIT = 50  # salesmanago-api.md §5
 
 
 class Status(StrEnum):
@@ -119,11 +118,17 @@ class Dispatcher:
         groups: GroupStore,
         client: SalesmanagoClient,
         dead_letters: DeadLetterSink,
+        guard: EventGuard | None = None,
     ) -> None:
         self.settings = settings
         self.groups = groups
         self.client = client
         self.dead_letters = dead_letters
+        self.guard = guard
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_parallel_requests, thread_name_prefix="salesmanago"
+        )
+        self._remaining: Callable[[], int | None] = lambda: None
 
     # ---- per source -----------------------------------------------------------------------
     def dispatch_sqs(self, event: dict[str, Any], context: Any = None) -> BatchOutcomes:
@@ -137,145 +142,261 @@ class Dispatcher:
 
     def dispatch_batch(self, inbounds: list[Inbound], context: Any = None) -> BatchOutcomes:
         """Handle every message of one invocation, within its time budget."""
-        remaining = _remaining_ms(context)
-        self.client.budget.set_remaining(remaining())
-        failed_groups: set[str] = set()
-        outcomes = []
+        self._start_budget(context)
+        outcomes: dict[int, Outcome] = {}
         try:
-            for inbound in inbounds:
-                if inbound.message_group_id in failed_groups and is_fifo(inbound.source_arn):
-                    # FIFO: a later message of a failed group must not overtake the failed one.
-                    error: BridgeError = DeadlineError("an earlier message of its FIFO group failed")
-                    outcomes.append(self._retry_or_park(inbound, None, error))
-                elif (left := remaining()) is not None and left < self.settings.deadline_margin_ms:
-                    error = DeadlineError("not started: the invocation is close to its deadline")
-                    outcomes.append(self._retry_or_park(inbound, None, error))
+            works = []
+            for position, inbound in enumerate(inbounds):
+                prepared = self._prepare(position, inbound)
+                if isinstance(prepared, Outcome):
+                    outcomes[position] = prepared
                 else:
-                    outcomes.append(self.handle(inbound))
-                if outcomes[-1].status is Status.RETRY and inbound.message_group_id:
-                    failed_groups.add(inbound.message_group_id)
+                    works.append(prepared)
+            results = self._execute(works)
+            for work in works:
+                outcomes[work.position] = self._conclude(work.inbound, work.command, results[work.position])
+        finally:
+            self._log_summary(outcomes.values())
+            metrics.flush()
+        return BatchOutcomes(outcomes[p] for p in range(len(inbounds)))
+
+    def run(self, command: Command, context: Any = None) -> dict[str, Any]:
+        """Execute one validated command now (the HTTP API's path): errors are raised, not parked."""
+        self._start_budget(context)
+        try:
+            group = self.groups.get(command.group_key)
+            inbound = Inbound(message_id=command.id, source=Source.API, body=command.normalized())
+            work = Work(0, inbound, command, group, ordering_keys(command, inbound))
+            result = self._execute([work])[0]
+            if isinstance(result, BridgeError):
+                self._count_failure(str(command.action), result)
+                raise result
+            self._count_applied(command, result)
+            return result
         finally:
             metrics.flush()
-        return BatchOutcomes(outcomes)
 
-    # ---- one message ----------------------------------------------------------------------
-    def handle(self, inbound: Inbound) -> Outcome:
-        """Validate, execute and classify one message; never raises for a message's fault."""
+    # ---- preparing ------------------------------------------------------------------------
+    def _start_budget(self, context: Any) -> None:
+        getter = getattr(context, "get_remaining_time_in_millis", None)
+        self._remaining = (lambda: int(getter())) if callable(getter) else (lambda: None)
+        self.client.budget.set_remaining(self._remaining())
+
+    def _deadline_near(self) -> bool:
+        left = self._remaining()
+        return left is not None and left < self.settings.deadline_margin_ms
+
+    def _prepare(self, position: int, inbound: Inbound) -> Work | Outcome:
+        """Validate one message into a ``Work``, or conclude it at once when it cannot be one."""
         command: Command | None = None
-        logger.append_keys(message_id=inbound.message_id, source=str(inbound.source))
         try:
             envelope = CommandEnvelope.parse(inbound.body, action=inbound.action)
-            logger.append_keys(
-                action=str(envelope.action), group_key=envelope.group_key, command_id=envelope.id
-            )
             group = self.groups.get(envelope.group_key)
             command = envelope.to_command(
                 field_map=group.routes_for(envelope.action),  # type: ignore[arg-type]
                 sent_at_ms=inbound.sent_at_ms,
                 default_location=group.location,
             )
-            result = self._execute_with_reauth(command, group)
-        except TransientError as error:
-            return self._retry_or_park(inbound, command, error)
-        except PermanentError as error:
-            return self._park(inbound, command, error)
+        except BridgeError as error:
+            return self._conclude(inbound, command, error)
         except Exception as exc:  # a bug must not lose the message: retry it, then park it with a reason
-            logger.error(
-                "unexpected error while handling a command",
-                extra={"exception_type": type(exc).__name__, "traceback": scrub(format_exc())},
-            )
-            return self._retry_or_park(inbound, command, InternalError(f"unexpected {type(exc).__name__}"))
-        finally:
-            logger.remove_keys(["message_id", "source", "action", "group_key", "command_id"])
-        metrics.count(COMMANDS_APPLIED, action=str(command.action))
-        logger.info(
-            "command applied", extra={"contact": pseudonymize(command.email) if command.email else None}
+            return self._conclude(inbound, command, self._internal(exc))
+        return Work(position, inbound, command, group, ordering_keys(command, inbound))
+
+    @staticmethod
+    def _internal(exc: Exception) -> InternalError:
+        logger.error(
+            "unexpected error while handling a command",
+            extra={"exception_type": type(exc).__name__, "traceback": scrub(format_exc())},
         )
-        return Outcome(inbound.message_id, Status.APPLIED, str(command.action), command.group_key, result)
+        return InternalError(f"unexpected {type(exc).__name__}")
 
-    def run(self, command: Command) -> dict[str, Any]:
-        """Execute a validated command now (the HTTP API's path): errors are raised, not parked."""
-        group = self.groups.get(command.group_key)
-        return self._execute_with_reauth(command, group)
+    # ---- executing ------------------------------------------------------------------------
+    def _execute(self, works: list[Work]) -> Results:
+        """Run the plan round by round; a transient failure holds back its contact's later commands."""
+        results: Results = {}
+        blocked: set[str] = set()
+        for round_works in plan_rounds(works):
+            ready = []
+            for work in round_works:
+                if work.keys & blocked:
+                    results[work.position] = DeadlineError(
+                        "an earlier command for the same contact must succeed first"
+                    )
+                elif self._deadline_near():
+                    results[work.position] = DeadlineError(
+                        "not started: the invocation is close to its deadline"
+                    )
+                else:
+                    ready.append(work)
+            try:
+                results.update(self._execute_round(ready))
+            except Exception as exc:  # never lose a round to a bug: every command of it is retried
+                error = self._internal(exc)
+                results.update({work.position: error for work in ready})
+            for work in round_works:
+                result = results[work.position]
+                if isinstance(result, BridgeError) and result.retryable:
+                    blocked |= work.keys
+        return results
 
-    def _execute_with_reauth(self, command: Command, group: GroupConfig) -> dict[str, Any]:
+    def _execute_round(self, works: list[Work]) -> Results:
+        results: Results = {}
+        to_send = [w for w in works if w.command.action is not Action.EVENT_CREATE]
+        events = [w for w in works if w.command.action is Action.EVENT_CREATE]
+        if self.guard is None or not events:
+            return self._send_chunks(plan_chunks(to_send + events, self.settings))
+        claimed: list[Work] = []
+        doubtful: list[Work] = []
+        for work, claim in zip(
+            events, self.guard.claim_all([w.command for w in events], self._remaining()), strict=True
+        ):
+            if isinstance(claim, BridgeError):
+                results[work.position] = claim
+            elif claim.kind is ClaimKind.DUPLICATE:
+                metrics.count(DUPLICATES_SUPPRESSED, action=str(Action.EVENT_CREATE))
+                results[work.position] = {**(claim.stored or {}), "duplicate": True}
+            elif claim.kind is ClaimKind.BUSY:
+                results[work.position] = DeadlineError("the same event is being sent by another invocation")
+            elif claim.kind is ClaimKind.CONFLICT:
+                results[work.position] = IdempotencyConflictError(
+                    "this event id was already used for other content"
+                )
+            else:
+                claimed.append(work)
+                (doubtful if claim.kind is ClaimKind.DOUBTFUL else to_send).append(work)
+        reconciled, unsent = self._reconcile(doubtful)
+        results.update(reconciled)
+        results.update(self._send_chunks(plan_chunks(to_send + unsent, self.settings)))
+        still_doubtful = {p for p, r in reconciled.items() if isinstance(r, BridgeError)}
+        self._settle_claims(claimed, results, still_doubtful)
+        return results
+
+    def _send_chunks(self, chunks: list[Chunk]) -> Results:
+        """Independent chunks go out in parallel, bounded by MAX_PARALLEL_REQUESTS."""
+        results: Results = {}
+        for chunk_results in self._pool.map(self._send_with_reauth, chunks):
+            for position, result in chunk_results.items():
+                merged = results.get(position)
+                results[position] = result if merged is None else merge_results(merged, result)
+        return results
+
+    def _send_with_reauth(self, chunk: Chunk) -> Results:
+        results = send_chunk(self.client, chunk)
+        if not any(isinstance(result, AuthError) for result in results.values()):
+            return results
+        # Credentials may have rotated since the config was cached: re-read once, retry once.
         try:
-            return self.execute(command, group)
-        except AuthError:
-            # Credentials may have rotated since the config was cached: re-read once and retry once.
-            fresh = self.groups.get(command.group_key, force_fetch=True)
-            if fresh == group:
-                raise
-            logger.warning("SALESmanago refused cached credentials; retrying with a fresh group config")
-            return self.execute(command, fresh)
+            fresh = self.groups.get(chunk.works[0].command.group_key, force_fetch=True)
+        except BridgeError:
+            return results
+        if fresh == chunk.group:
+            return results
+        logger.warning("SALESmanago refused cached credentials; retrying with a fresh group config")
+        return send_chunk(self.client, chunk, fresh)
 
-    @tracer.capture_method(capture_response=False)
-    def execute(self, command: Command, group: GroupConfig) -> dict[str, Any]:
-        """Send one command to SALESmanago; return the ids it gave back."""
-        action = str(command.action)
-        data = command.data
-        if command.action is Action.CONTACT_UPSERT:
-            reply = self.client.call_v2(group, "contact/upsert", contact_upsert_item(data), action=action)  # type: ignore[arg-type]
-            return {"contactId": reply.get("contactId")}
-        if command.action is Action.CONTACT_DELETE:
-            try:
-                self.client.call_v2(group, "contact/delete", contact_delete_body(data), action=action)  # type: ignore[arg-type]
-            except SalesmanagoRejectedError as error:
-                # Deleting an absent contact reaches the goal state: a redelivered delete must not be
-                # dead-lettered. (The wording of SALESmanago's reply is L confidence: see DELETE_ABSENT.)
-                if not any(marker in error.message.lower() for marker in DELETE_ABSENT):
-                    raise
-                return {"deleted": False, "already_absent": True}
-            return {"deleted": True}
-        if command.action is Action.EVENT_CREATE:
-            try:
-                reply = self.client.call_v2(
-                    group, "v2/contact/addContactExtEvent", event_item(data), action=action
-                )  # type: ignore[arg-type]
-            except OutcomeUnknownError:
-                metrics.count(OUTCOME_UNKNOWN, action=action)
-                raise
-            return {"eventId": reply.get("eventId")}
-        return self._upsert_products(command, group)
+    # ---- exactly-once events --------------------------------------------------------------
+    def _reconcile(self, works: list[Work]) -> tuple[Results, list[Work]]:
+        """Look doubtful events up among their contacts' events; return the found and the unsent."""
+        found: Results = {}
+        unsent: list[Work] = []
+        by_group: dict[str, list[Work]] = {}
+        for work in works:
+            by_group.setdefault(work.command.group_key, []).append(work)
+        for members in by_group.values():
+            group = members[0].group
+            emails = sorted({w.command.email for w in members if w.command.email})
+            events: dict[str, list[dict[str, Any]]] = {}
+            failed: dict[str, BridgeError] = {}
+            for start in range(0, len(emails), CONTACT_LIST_LIMIT):
+                batch = emails[start : start + CONTACT_LIST_LIMIT]
+                try:
+                    reply = self.client.call_v2(
+                        group, "contact/list", {"email": batch}, action=str(Action.EVENT_CREATE)
+                    )
+                except BridgeError as error:
+                    failed.update(dict.fromkeys(batch, error))
+                    continue
+                for contact in reply.get("contacts") or []:
+                    events[str(contact.get("email", "")).lower()] = list(
+                        contact.get("contactExtEvents") or []
+                    )
+            for work in members:
+                email = work.command.email or ""
+                metrics.count(OUTCOME_RECONCILED, action=str(Action.EVENT_CREATE))
+                if email in failed:
+                    found[work.position] = failed[email]
+                elif (match := find_event(events.get(email, []), work.command)) is not None:
+                    logger.info("doubtful event found in SALESmanago: not sent again")
+                    found[work.position] = {
+                        "eventId": match.get("eventId") or match.get("id"),
+                        "reconciled": True,
+                    }
+                else:
+                    unsent.append(work)
+        return found, unsent
 
-    def _upsert_products(self, command: Command, group: GroupConfig) -> dict[str, Any]:
-        if not group.catalog_id:
-            raise GroupConfigError("the group has no catalog_id for products", group_key=command.group_key)
-        products: tuple[ProductData, ...] = command.data  # type: ignore[assignment]
-        product_ids: list[str] = []
-        warnings: list[str] = []
-        size = self.settings.product_batch_size
-        for start in range(0, len(products), size):
-            body = {
-                "catalogId": group.catalog_id,
-                "products": [product_item(p) for p in products[start : start + size]],
-            }
-            reply, chunk_warnings = self.client.call_v3(
-                group, "POST", "product/upsert", body, action=str(command.action)
-            )
-            product_ids.extend(str(pid) for pid in reply.get("productIds") or [])
-            warnings.extend(chunk_warnings)
+    def _settle_claims(self, claimed: list[Work], results: Results, still_doubtful: set[int]) -> None:
+        """Complete applied events, mark unknown ones for reconciliation, release surely-unsent ones."""
+        assert self.guard is not None
+        applied = [(w.command, r) for w in claimed if isinstance(r := results[w.position], dict)]
+        failed = [w for w in claimed if isinstance(results[w.position], BridgeError)]
+        unknown = [
+            w.command
+            for w in failed
+            if isinstance(results[w.position], OutcomeUnknownError) or w.position in still_doubtful
+        ]
+        unsent = [w.command for w in failed if w.command not in unknown]
+        for (command, _), error in zip(applied, self.guard.complete_all(applied), strict=True):
+            if (
+                error is not None
+            ):  # applied, but not recorded: the next attempt reconciles instead of re-sending
+                logger.warning(
+                    "event applied but its idempotency record was not completed",
+                    extra={"command_id": command.id},
+                )
+        self.guard.mark_unknown_all(unknown)
+        self.guard.release_all(unsent)
+
+    # ---- concluding -----------------------------------------------------------------------
+    def _conclude(self, inbound: Inbound, command: Command | None, result: Result) -> Outcome:
+        action = _action_of(inbound, command)
+        if isinstance(result, TransientError):
+            self._count_failure(action, result)
+            return self._retry_or_park(inbound, command, result)
+        if isinstance(result, BridgeError):
+            return self._park(inbound, command, result)
+        assert command is not None
+        self._count_applied(command, result)
+        return Outcome(inbound.message_id, Status.APPLIED, action, command.group_key, result)
+
+    def _count_applied(self, command: Command, result: dict[str, Any]) -> None:
+        metrics.count(COMMANDS_APPLIED, action=str(command.action))
         if command.ignored_fields:
+            result["ignored_fields"] = list(command.ignored_fields)
             metrics.count(IGNORED_PRODUCT_FIELDS, len(command.ignored_fields), action=str(command.action))
             logger.warning(
                 "product fields ignored: no field map takes them",
-                extra={"ignored_fields": command.ignored_fields},
+                extra={"ignored_fields": command.ignored_fields, "command_id": command.id},
             )
-        result: dict[str, Any] = {"productIds": product_ids}
-        if command.ignored_fields:
-            result["ignored_fields"] = list(command.ignored_fields)
-        if warnings:
-            result["warnings"] = warnings
-        return result
 
-    # ---- failures -------------------------------------------------------------------------
+    @staticmethod
+    def _count_failure(action: str, error: BridgeError) -> None:
+        if isinstance(error, OutcomeUnknownError):
+            metrics.count(OUTCOME_UNKNOWN, action=action)
+
     def _retry_or_park(self, inbound: Inbound, command: Command | None, error: TransientError) -> Outcome:
         if inbound.source is Source.SQS and inbound.receive_count >= self.settings.max_receive_count:
             # Last receive: park it ourselves, with its reason, instead of the redrive (which has none).
             return self._park(inbound, command, error)
         metrics.count(COMMANDS_RETRIED, action=_action_of(inbound, command))
         logger.warning(
-            "command handed back for retry", extra={"error_type": str(error.error_type), "error": str(error)}
+            "command handed back for retry",
+            extra={
+                "message_id": inbound.message_id,
+                "error_type": str(error.error_type),
+                "error": error.describe(),
+            },
         )
         return Outcome(
             inbound.message_id,
@@ -302,14 +423,51 @@ class Dispatcher:
         except TransientError as park_error:
             metrics.count(COMMANDS_RETRIED, action=action)
             logger.error(
-                "dead-letter queue unavailable; message kept at its source", extra={"error": str(park_error)}
+                "dead-letter queue unavailable; message kept at its source",
+                extra={"error": park_error.describe()},
             )
             return Outcome(inbound.message_id, Status.RETRY, action, group_key, error=park_error)
         metrics.count(COMMANDS_DEAD_LETTERED, action=action, error_type=str(error.error_type))
         logger.error(
-            "command dead-lettered", extra={"error_type": str(error.error_type), "error": str(error)}
+            "command dead-lettered",
+            extra={
+                "message_id": inbound.message_id,
+                "error_type": str(error.error_type),
+                "error": scrub(error.describe()),
+            },
         )
         return Outcome(inbound.message_id, Status.DEAD_LETTERED, action, group_key, error=error)
+
+    @staticmethod
+    def _log_summary(outcomes: Iterable[Outcome]) -> None:
+        counts = Counter(f"{o.action}:{o.status}" for o in outcomes)
+        if counts:
+            logger.info("invocation done", extra={"outcomes": dict(counts)})
+
+
+def find_event(events: list[dict[str, Any]], command: Command) -> dict[str, Any] | None:
+    """The stored event matching ``command``: by externalId, else by type, date and value."""
+    data: Any = command.data
+    for event in events:
+        if data.externalId:
+            if (
+                event.get("externalId") == data.externalId
+                and event.get("contactExtEventType") == data.contactExtEventType
+            ):
+                return event
+            continue
+        same_value = (event.get("value") is None and data.value is None) or (
+            event.get("value") is not None
+            and data.value is not None
+            and float(event["value"]) == float(data.value)
+        )
+        if (
+            event.get("contactExtEventType") == data.contactExtEventType
+            and event.get("date") == data.date
+            and same_value
+        ):
+            return event
+    return None
 
 
 def _action_of(inbound: Inbound, command: Command | None) -> str:
@@ -327,18 +485,18 @@ def _group_of(inbound: Inbound, command: Command | None) -> str | None:
     return key if isinstance(key, str) and len(key) <= 128 else None
 
 
-def _remaining_ms(context: Any) -> Callable[[], int | None]:
-    getter = getattr(context, "get_remaining_time_in_millis", None)
-    return (lambda: int(getter())) if callable(getter) else (lambda: None)
-
-
 @lru_cache(maxsize=1)
 def get_dispatcher() -> Dispatcher:
-    """The process-wide dispatcher: one session, one group cache, created at cold start."""
+    """The process-wide dispatcher: one session, one group cache, one pool, created at cold start."""
     settings = get_settings()
+    client = SalesmanagoClient(settings)
+    guard = None
+    if settings.idempotency_table_name:
+        guard = EventGuard(settings.idempotency_table_name, settings.idempotency_ttl_s, clock=client.clock)
     return Dispatcher(
         settings=settings,
         groups=group_store_for(settings),
-        client=SalesmanagoClient(settings),
+        client=client,
         dead_letters=DeadLetterSink(settings.dead_letter_queue_url),
+        guard=guard,
     )

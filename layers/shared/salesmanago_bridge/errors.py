@@ -15,6 +15,7 @@
         ├── UnknownGroupError         no config for that group_key (unknown_group)
         ├── GroupConfigError          the group's config is unusable (invalid_group_config)
         ├── AuthError                 SALESmanago refused our credentials (auth)
+        ├── IdempotencyConflictError  an event id reused for other content (idempotency_conflict)
         └── SalesmanagoRejectedError  SALESmanago refused the payload (salesmanago_rejected)
 
 Messages name the field and the problem, never the value: payloads carry personal data.
@@ -36,6 +37,7 @@ class ErrorType(StrEnum):
     INVALID_GROUP_CONFIG = "invalid_group_config"
     AUTH = "auth"
     SALESMANAGO_REJECTED = "salesmanago_rejected"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
     TIMEOUT = "timeout"
