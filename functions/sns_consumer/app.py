@@ -3,6 +3,7 @@
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import logger, tracer
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import logger, tracer
 

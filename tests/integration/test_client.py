@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+
+from local.sandbox import Fault, Sandbox
 from salesmanago_bridge.client import SalesmanagoClient, sign
 from salesmanago_bridge.errors import (
     AuthError,
@@ -21,8 +23,6 @@ from salesmanago_bridge.errors import (
 )
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig
 from salesmanago_bridge.settings import Settings
-
-from local.sandbox import Fault, Sandbox
 
 CONTACT = {"contact": {"email": "client.test@customer.example.com", "name": "Client Test"}}
 EVENT = {

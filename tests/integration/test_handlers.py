@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from salesmanago_bridge.errors import TransientError
 
 from local.sandbox import Fault, Sandbox
+from salesmanago_bridge.errors import TransientError
 from tests.conftest import EVENTS, FakeContext, load_event
 
 GOOD_EVENTS = sorted(

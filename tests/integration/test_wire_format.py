@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from local.sandbox import Sandbox
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import CommandEnvelope
 from salesmanago_bridge.deadletters import DeadLetterSink
 from salesmanago_bridge.dispatch import Dispatcher
 from salesmanago_bridge.groups import FileGroupStore
 from salesmanago_bridge.settings import Settings
-
-from local.sandbox import Sandbox
 
 AUTH_FIELDS = {"clientId", "apiKey", "requestTime", "sha", "owner"}
 
