@@ -295,3 +295,14 @@ def test_client_repr_and_settings_hide_secrets(group: GroupConfig, clock):
     text = repr(group) + str(group) + repr(make_client(clock).__dict__)
     assert "demo-secret-do-not-use-1" not in text
     assert "demo-products-key-1" not in text
+
+
+def test_client_timeouts_shrink_near_the_deadline(sandbox: Sandbox, group: GroupConfig, clock):
+    # Given only 2 s left in the invocation and a reply that takes 1.5 s
+    client = make_client(clock, SALESMANAGO_READ_TIMEOUT_S=10, SALESMANAGO_MAX_RETRIES=0)
+    client.budget.set_remaining(2000)
+    sandbox.inject(Fault("slow", delay_s=1.5))
+    # When / Then the request gives up before the invocation would end, instead of waiting 10 s
+    with pytest.raises(SalesmanagoTimeoutError):
+        client.call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert client.budget.timeout(3.05, 10) == (0.5, 0.5)

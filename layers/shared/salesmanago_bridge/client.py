@@ -54,6 +54,8 @@ AUTH_MESSAGES = ("not authenticated", "authentication", "invalid api key", "user
 BACKOFF_FACTOR_S = 0.25
 BACKOFF_MAX_S = 4.0
 BACKOFF_JITTER_S = 0.25
+MIN_TIME_LEFT_S = 1.0  # kept free at the end of an invocation for reporting outcomes
+MIN_TIMEOUT_S = 0.25
 V3_AUTH_REASON = 10
 V3_WARNING_REASON = 12
 
@@ -93,6 +95,15 @@ class TimeBudget:
 
     def remaining_s(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - self.clock.monotonic()
+
+    def timeout(self, connect_s: float, read_s: float) -> tuple[float, float]:
+        """The per-request timeouts, shortened so that no request outlives the invocation."""
+        left = self.remaining_s() - MIN_TIME_LEFT_S
+        if left >= connect_s + read_s:
+            return connect_s, read_s
+        left = max(left, 2 * MIN_TIMEOUT_S)
+        connect = min(connect_s, left / 2)
+        return connect, max(MIN_TIMEOUT_S, min(read_s, left - connect))
 
     def allowed_wait_s(self) -> float:
         """A wait longer than this would leave no time for the retried request itself."""
@@ -286,7 +297,8 @@ class SalesmanagoClient:
         started = self.clock.monotonic()
         at_most_once = _is_at_most_once(url)
         try:
-            response = self._session.request(method, url, timeout=self._timeout, **kwargs)
+            timeout = self.budget.timeout(*self._timeout)
+            response = self._session.request(method, url, timeout=timeout, **kwargs)
         except requests.exceptions.ConnectTimeout as exc:
             raise UnavailableError("SALESmanago did not accept a connection in time") from exc
         except requests.exceptions.ReadTimeout as exc:

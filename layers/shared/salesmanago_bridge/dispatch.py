@@ -368,6 +368,10 @@ class Dispatcher:
             return self._park(inbound, command, result)
         assert command is not None
         self._count_applied(command, result)
+        logger.debug(
+            "command applied",
+            extra={"message_id": inbound.message_id, "command_id": command.id, "action": action},
+        )
         return Outcome(inbound.message_id, Status.APPLIED, action, command.group_key, result)
 
     def _count_applied(self, command: Command, result: dict[str, Any]) -> None:
