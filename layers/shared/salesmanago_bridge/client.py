@@ -47,7 +47,7 @@ from salesmanago_bridge.settings import Settings
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # An event call answered with one of these may have been applied: never repeat it in the call.
-OUTCOME_UNKNOWN_STATUSES = frozenset({500, 504})
+OUTCOME_UNKNOWN_STATUSES = frozenset({500, 502, 504})
 # Paths whose effect is not idempotent in SALESmanago (salesmanago-api.md §3).
 AT_MOST_ONCE_PATHS = ("addContactExtEvent", "addBatchContactExtEvent")
 AUTH_MESSAGES = ("not authenticated", "authentication", "invalid api key", "user not authenticated")
