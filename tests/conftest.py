@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,39 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="SalesmanagoBridge",
     POWERTOOLS_TRACE_DISABLED="true",
 )
+
+
+# The required fields of a product in our payload, for tests that only vary the id.
+PRODUCT_BASE = {
+    "name": "N",
+    "description": "D",
+    "category": "C",
+    "brand": "B",
+    "url": "https://s.example.com/p",
+    "image_url": "https://s.example.com/i",
+}
+
+
+class FakeClock:
+    """Starts at the real time (DynamoDB expiries are real) and moves only when slept on or advanced,
+    so backoff, Retry-After and deadlines cost no real time."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -16,15 +16,7 @@ from salesmanago_bridge.dispatch import Dispatcher, Status
 from salesmanago_bridge.groups import FileGroupStore
 from salesmanago_bridge.settings import Settings
 from salesmanago_bridge.sources import Inbound, Source
-
-PRODUCT = {
-    "name": "N",
-    "description": "D",
-    "category": "C",
-    "brand": "B",
-    "url": "https://s.example.com/p",
-    "image_url": "https://s.example.com/i",
-}
+from tests.conftest import PRODUCT_BASE
 
 
 def make_dispatcher(groups_file: Path, **env: Any) -> Dispatcher:
@@ -112,7 +104,8 @@ def test_bulk_events_up_to_1000_per_request(sandbox: Sandbox, dispatcher: Dispat
 def test_bulk_products_packed_across_messages_and_split(sandbox: Sandbox, dispatcher: Dispatcher):
     # Given 7 messages of 30 products each (210 products)
     batch = [
-        inbound(m, "products.upsert", [{"id": f"M{m}-{i}", **PRODUCT} for i in range(30)]) for m in range(7)
+        inbound(m, "products.upsert", [{"id": f"M{m}-{i}", **PRODUCT_BASE} for i in range(30)])
+        for m in range(7)
     ]
     # When
     outcomes = dispatcher.dispatch_batch(batch)
@@ -229,8 +222,8 @@ def test_plan_rounds_orders_by_contact_product_and_fifo_group(groups_file: Path)
         work(0, contact(0, "a@customer.example.com")),
         work(1, contact(1, "b@customer.example.com")),
         work(2, event(2, "A@customer.example.com")),
-        work(3, inbound(3, "products.upsert", [{"id": "P1", **PRODUCT}])),
-        work(4, inbound(4, "products.upsert", [{"id": "P2", **PRODUCT}, {"id": "P1", **PRODUCT}])),
+        work(3, inbound(3, "products.upsert", [{"id": "P1", **PRODUCT_BASE}])),
+        work(4, inbound(4, "products.upsert", [{"id": "P2", **PRODUCT_BASE}, {"id": "P1", **PRODUCT_BASE}])),
         work(5, inbound(5, "contact.upsert", {"email": "x@customer.example.com"}, **fifo)),
         work(6, inbound(6, "contact.upsert", {"email": "y@customer.example.com"}, **fifo)),
     ]

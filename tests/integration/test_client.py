@@ -23,6 +23,7 @@ from salesmanago_bridge.errors import (
 )
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig
 from salesmanago_bridge.settings import Settings
+from tests.conftest import FakeClock
 
 CONTACT = {"contact": {"email": "client.test@customer.example.com", "name": "Client Test"}}
 EVENT = {
@@ -37,24 +38,6 @@ PRODUCT = {
     "productUrl": "https://shop.example.com/p/1",
     "mainImageUrl": "https://cdn.shop.example.com/1.jpg",
 }
-
-
-class FakeClock:
-    """Advances only when slept on, so retries and Retry-After cost no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1_764_095_400.0
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

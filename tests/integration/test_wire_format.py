@@ -19,6 +19,7 @@ from salesmanago_bridge.deadletters import DeadLetterSink
 from salesmanago_bridge.dispatch import Dispatcher
 from salesmanago_bridge.groups import FileGroupStore
 from salesmanago_bridge.settings import Settings
+from tests.conftest import PRODUCT_BASE
 
 AUTH_FIELDS = {"clientId", "apiKey", "requestTime", "sha", "owner"}
 
@@ -302,22 +303,14 @@ def test_wire_products_upsert_every_field(sandbox: Sandbox, dispatcher: Dispatch
 
 
 def test_wire_products_out_of_stock_and_withdrawn(sandbox: Sandbox, dispatcher: Dispatcher):
-    base = {
-        "name": "N",
-        "description": "D",
-        "category": "C",
-        "brand": "B",
-        "url": "https://s.example.com/p",
-        "image_url": "https://s.example.com/i",
-    }
     run(
         dispatcher,
         {
             "action": "products.upsert",
             "group_key": "demo-shop",
             "data": [
-                {"id": "OUT", **base, "stock_available": 0},
-                {"id": "GONE", **base, "active": False, "available": False},
+                {"id": "OUT", **PRODUCT_BASE, "stock_available": 0},
+                {"id": "GONE", **PRODUCT_BASE, "active": False, "available": False},
             ],
         },
     )
@@ -327,20 +320,12 @@ def test_wire_products_out_of_stock_and_withdrawn(sandbox: Sandbox, dispatcher: 
 
 
 def test_wire_products_over_100_split_into_requests(sandbox: Sandbox, dispatcher: Dispatcher):
-    base = {
-        "name": "N",
-        "description": "D",
-        "category": "C",
-        "brand": "B",
-        "url": "https://s.example.com/p",
-        "image_url": "https://s.example.com/i",
-    }
     result = run(
         dispatcher,
         {
             "action": "products.upsert",
             "group_key": "demo-shop",
-            "data": [{"id": f"P{i}", **base} for i in range(230)],
+            "data": [{"id": f"P{i}", **PRODUCT_BASE} for i in range(230)],
         },
     )
     sizes = [len(r.body["products"]) for r in sandbox.requests_to("product/upsert")]

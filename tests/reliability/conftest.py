@@ -14,31 +14,9 @@ from salesmanago_bridge.dispatch import Dispatcher
 from salesmanago_bridge.groups import FileGroupStore
 from salesmanago_bridge.idempotency import EventGuard
 from salesmanago_bridge.settings import Settings
+from tests.conftest import FakeClock
 
 TABLE = "salesmanago-bridge-test-idempotency"
-
-
-class FakeClock:
-    """Starts at the real time (DynamoDB expiries are real) and only moves when told or slept on."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -57,41 +57,60 @@ def _all(works: list[Work], result: Result) -> Results:
     return {work.position: result for work in works}
 
 
-# ---- contacts ------------------------------------------------------------------------------
-def upsert_contacts(client: SalesmanagoClient, group: GroupConfig, works: list[Work]) -> Results:
-    action = str(Action.CONTACT_UPSERT)
-    if len(works) == 1:
-        try:
-            reply = client.call_v2(
-                group, "contact/upsert", contact_upsert_item(works[0].command.data), action=action
-            )  # type: ignore[arg-type]
-        except BridgeError as error:
-            return _all(works, error)
-        return {works[0].position: {"contactId": reply.get("contactId")}}
-    body = {"upsertDetails": [contact_upsert_item(w.command.data) for w in works]}  # type: ignore[arg-type]
+def _send_one(
+    client: SalesmanagoClient, group: GroupConfig, work: Work, path: str, body: dict[str, Any], id_key: str
+) -> Results:
+    """A chunk of one: the single endpoint, whose reply carries the id and the precise reason."""
     try:
-        reply = client.call_v2(group, "contact/batchupsert", body, action=action)
+        reply = client.call_v2(group, path, body, action=str(work.command.action))
+    except BridgeError as error:
+        return {work.position: error}
+    return {work.position: {id_key: reply.get(id_key)}}
+
+
+def _send_bulk(
+    client: SalesmanagoClient,
+    group: GroupConfig,
+    works: list[Work],
+    path: str,
+    body: dict[str, Any],
+    resend: Any,
+) -> tuple[dict[str, Any] | None, Results]:
+    """Send a bulk request: (reply, {}) or, when it failed, (None, one result per command).
+
+    On a refusal that names no record, split in two and ``resend`` each half.
+
+    Splitting is safe here: either the action is idempotent (contacts) or a refused request
+    applied nothing (events, ``success: false`` for the whole batch).
+    """
+    try:
+        return client.call_v2(group, path, body, action=str(works[0].command.action)), {}
     except SalesmanagoRejectedError as error:
         if _is_request_level(error):
-            return _all(works, error)
-        middle = len(works) // 2  # idempotent: split and re-send until the bad record is alone
-        return {
-            **upsert_contacts(client, group, works[:middle]),
-            **upsert_contacts(client, group, works[middle:]),
-        }
+            return None, _all(works, error)
+        middle = len(works) // 2
+        return None, {**resend(client, group, works[:middle]), **resend(client, group, works[middle:])}
     except BridgeError as error:
-        return _all(works, error)
+        return None, _all(works, error)
+
+
+# ---- contacts ------------------------------------------------------------------------------
+def upsert_contacts(client: SalesmanagoClient, group: GroupConfig, works: list[Work]) -> Results:
+    if len(works) == 1:
+        body = contact_upsert_item(works[0].command.data)  # type: ignore[arg-type]
+        return _send_one(client, group, works[0], "contact/upsert", body, "contactId")
+    body = {"upsertDetails": [contact_upsert_item(w.command.data) for w in works]}  # type: ignore[arg-type]
+    reply, refused = _send_bulk(client, group, works, "contact/batchupsert", body, upsert_contacts)
+    if reply is None:
+        return refused
     ids = {str(email).lower(): contact_id for email, contact_id in (reply.get("contactIds") or {}).items()}
     results: Results = {}
-    unconfirmed = []
     for work in works:
         contact_id = ids.get(work.command.email or "")
         if contact_id:
             results[work.position] = {"contactId": contact_id}
-        else:
-            unconfirmed.append(work)
-    for work in unconfirmed:  # not in the reply: ask again, one by one, for a definite answer
-        results.update(upsert_contacts(client, group, [work]))
+        else:  # not in the reply: ask again alone, for a definite answer (upserts are idempotent)
+            results.update(upsert_contacts(client, group, [work]))
     return results
 
 
@@ -112,26 +131,13 @@ def delete_contact(client: SalesmanagoClient, group: GroupConfig, work: Work) ->
 
 # ---- events --------------------------------------------------------------------------------
 def add_events(client: SalesmanagoClient, group: GroupConfig, works: list[Work]) -> Results:
-    action = str(Action.EVENT_CREATE)
     if len(works) == 1:
-        try:
-            reply = client.call_v2(
-                group, "v2/contact/addContactExtEvent", event_item(works[0].command.data), action=action
-            )  # type: ignore[arg-type]
-        except BridgeError as error:
-            return _all(works, error)
-        return {works[0].position: {"eventId": reply.get("eventId")}}
+        body = event_item(works[0].command.data)  # type: ignore[arg-type]
+        return _send_one(client, group, works[0], "v2/contact/addContactExtEvent", body, "eventId")
     body = {"events": [event_item(w.command.data) for w in works]}  # type: ignore[arg-type]
-    try:
-        reply = client.call_v2(group, "v2/contact/addBatchContactExtEvent", body, action=action)
-    except SalesmanagoRejectedError as error:
-        if _is_request_level(error):
-            return _all(works, error)
-        # success:false for the request: nothing was created, so splitting is safe.
-        middle = len(works) // 2
-        return {**add_events(client, group, works[:middle]), **add_events(client, group, works[middle:])}
-    except BridgeError as error:
-        return _all(works, error)
+    reply, refused = _send_bulk(client, group, works, "v2/contact/addBatchContactExtEvent", body, add_events)
+    if reply is None:
+        return refused
     failed_keys = {str(item).lower() for item in reply.get("failedContacts") or []}
     failed = [w for w in works if (w.command.email or "") in failed_keys]
     created = [w for w in works if w not in failed]
