@@ -16,7 +16,8 @@ from tests.conftest import EVENTS, FakeContext, load_event
 GOOD_EVENTS = sorted(
     p.name
     for p in EVENTS.glob("*.json")
-    if not any(m in p.stem for m in ("bad_email", "unknown_group", "missing_field", "unmapped_field"))
+    if p.name.split("_")[0] in ("sqs", "sns", "eventbridge")
+    and not any(m in p.stem for m in ("bad_email", "unknown_group", "missing_field", "unmapped_field"))
 )
 FUNCTION_OF = {"sqs": "sqs_consumer", "sns": "sns_consumer", "eventbridge": "eventbridge_consumer"}
 REASON_KEYS = {

@@ -119,6 +119,15 @@ def _join_ids(value: Any) -> Any:
     return value
 
 
+def _at_most(limit: int) -> Any:
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters")
+        return value
+
+    return check
+
+
 def _scalar_to_str(value: Any) -> Any:
     # Custom details are strings in SALESmanago; numbers and booleans are sent as their text.
     if isinstance(value, bool):
@@ -220,7 +229,7 @@ class EventCreateData(_EventDetails):  # type: ignore[misc, valid-type]
     email: Email
     contactExtEventType: EventType
     description: _text(2048) | None = None  # type: ignore[valid-type]
-    products: Annotated[str, BeforeValidator(_join_ids), StringConstraints(max_length=512)] | None = None
+    products: Annotated[str, BeforeValidator(_join_ids), AfterValidator(_at_most(512))] | None = None
     location: Annotated[str, StringConstraints(pattern=LOCATION_PATTERN)] | None = None
     value: EventValue | None = None
     externalId: Text | None = None
@@ -301,23 +310,27 @@ def problems_from(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> l
 def _route_fields(
     raw: dict[str, Any], action: Action, field_map: dict[str, str], path: str
 ) -> tuple[dict[str, Any], list[str]]:
-    """Apply the group's field map; return the routed data and the fields nothing took."""
+    """Apply the group's field map; return the routed data and the fields nothing took.
+
+    A value the producer set itself wins over a routed one, and ``raw`` is never modified
+    (it is what a dead letter carries).
+    """
     known = DATA_MODELS[action].model_fields
-    routed: dict[str, Any] = {}
+    routed = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items() if k in known}
     unmapped: list[str] = []
     for key, value in raw.items():
         if key in known:
-            routed[key] = value
-        elif key in field_map:
-            head, _, tail = field_map[key].partition(".")
-            if tail:
-                bucket = routed.setdefault(head, dict(raw.get(head) or {}))
-                if isinstance(bucket, dict):
-                    bucket[tail] = value
-            else:
-                routed.setdefault(head, value)  # a field the producer set itself wins
-        else:
+            continue
+        if key not in field_map:
             unmapped.append(f"{path}.{str(key)[:64]}")
+            continue
+        head, _, tail = field_map[key].partition(".")
+        if not tail:
+            routed.setdefault(head, value)
+            continue
+        bucket = routed.setdefault(head, {})
+        if isinstance(bucket, dict):  # otherwise the producer's own value is wrong: validation names it
+            bucket.setdefault(tail, value)
     return routed, unmapped
 
 
@@ -437,9 +450,8 @@ class CommandEnvelope(BaseModel):
                 group_key=self.group_key,
             )
         if action is Action.EVENT_CREATE:
-            routed.setdefault("date", sent_at_ms)
-            if routed["date"] is None:
-                routed["date"] = int(datetime.now(UTC).timestamp() * 1000)
+            if routed.get("date") is None:  # the time the message was sent, so a redelivery keeps its id
+                routed["date"] = sent_at_ms or int(datetime.now(UTC).timestamp() * 1000)
             if default_location and not routed.get("location"):
                 routed["location"] = default_location
         return DATA_MODELS[action].model_validate(routed)  # type: ignore[return-value]

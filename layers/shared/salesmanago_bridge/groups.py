@@ -136,7 +136,12 @@ class FileGroupStore:
         return self._cache[group_key]
 
     def group_keys_for_api_key(self, api_key_id: str) -> list[str]:
-        return sorted(key for key in self._load(False) if api_key_id in self.get(key).api_key_ids)
+        # Read the raw lists, as the SSM store does: one broken tenant must not lock out the others.
+        return sorted(
+            key
+            for key, raw in self._load(False).items()
+            if isinstance(raw, dict) and api_key_id in (raw.get("api_key_ids") or [])
+        )
 
 
 class SsmGroupStore:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticUseDefault
 
 from salesmanago_bridge.errors import ErrorType, FieldProblem, PermanentError
 
@@ -22,7 +23,7 @@ class SettingsError(PermanentError):
 class Settings(BaseModel):
     """Deploy-time configuration; every variable has a default so a handler runs locally."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     stage: str = Field("dev", alias="STAGE", pattern=r"^[A-Za-z0-9_-]{1,32}$")
     service_name: str = Field("salesmanago-bridge", alias="POWERTOOLS_SERVICE_NAME")
@@ -48,7 +49,9 @@ class Settings(BaseModel):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # CloudFormation renders an unset optional parameter as "", which means "not set" here.
-        return None if value == "" else value
+        if value == "":
+            raise PydanticUseDefault
+        return value
 
     @property
     def parameter_prefix(self) -> str:
