@@ -223,6 +223,13 @@ def test_idempotency_table_is_on_demand_with_ttl_and_pitr(cfn: dict[str, Any]) -
     assert checks.check_idempotency_table(cfn) == []
 
 
+def test_event_keys_outlive_the_dead_letter_queues(cfn: dict[str, Any]) -> None:
+    # An event replayed from a dead-letter queue must still be recognised by its idempotency key.
+    for function_id in checks.functions(cfn):
+        ttl = checks.as_number(checks.env(cfn, function_id)["IDEMPOTENCY_TTL_S"])
+        assert ttl > checks.DLQ_RETENTION_S, function_id
+
+
 def test_alarms_cover_the_operations_list(cfn: dict[str, Any]) -> None:
     # Given
     alarms = checks.resources(cfn, "AWS::CloudWatch::Alarm").values()
