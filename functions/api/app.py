@@ -1,0 +1,59 @@
+"""REST API (API Gateway): upserts and deletes contacts, creates events, upserts products, reads contacts."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from salesmanago_bridge import api
+from salesmanago_bridge.commands import Action
+from salesmanago_bridge.observability import logger, tracer
+
+app = api.BridgeResolver()
+
+WRITTEN = "Applied: what was done, with SALESmanago's ids"
+FOUND = "The contact, in our field names"
+WRITE_ERRORS = (400, 403, 413, 502, 503)
+READ_ERRORS = (400, 403, 404, 502, 503)
+
+
+@app.post("/contacts", summary="Upsert a contact", responses=api.responses(WRITTEN, *WRITE_ERRORS))
+def upsert_contact(request: Annotated[api.ContactUpsertRequest, Body()]) -> Response[api.ContactUpserted]:
+    return api.write(app, Action.CONTACT_UPSERT)
+
+
+@app.delete("/contacts", summary="Delete a contact", responses=api.responses(WRITTEN, *WRITE_ERRORS))
+def delete_contact(request: Annotated[api.ContactDeleteRequest, Body()]) -> Response[api.ContactDeleted]:
+    return api.write(app, Action.CONTACT_DELETE)
+
+
+@app.post("/events", summary="Create an external event", responses=api.responses(WRITTEN, *WRITE_ERRORS, 409))
+def create_event(
+    request: Annotated[api.EventCreateRequest, Body()], idempotency_key: api.IdempotencyKeyHeader = None
+) -> Response[api.EventCreated]:
+    return api.write(app, Action.EVENT_CREATE, idempotency_key)
+
+
+@app.post("/products", summary="Upsert products", responses=api.responses(WRITTEN, *WRITE_ERRORS))
+def upsert_products(request: Annotated[api.ProductsUpsertRequest, Body()]) -> Response[api.ProductsUpserted]:
+    return api.write(app, Action.PRODUCTS_UPSERT)
+
+
+@app.get(
+    "/contact/<sm_id>", summary="A contact by SALESmanago id", responses=api.responses(FOUND, *READ_ERRORS)
+)
+def get_contact(sm_id: api.SmIdPath, group_key: api.GroupKeyQuery = None) -> api.ContactFound:
+    return api.contact_by_id(app, sm_id, group_key)
+
+
+@app.get("/contact_by_email", summary="A contact by e-mail", responses=api.responses(FOUND, *READ_ERRORS))
+def get_contact_by_email(email: api.EmailQuery, group_key: api.GroupKeyQuery = None) -> api.ContactFound:
+    return api.contact_by_email(app, str(email), group_key)
+
+
+@logger.inject_lambda_context(clear_state=True, correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
