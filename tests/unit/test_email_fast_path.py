@@ -1,0 +1,50 @@
+"""The plain-ASCII fast path for e-mails agrees with email-validator on every input it takes."""
+
+from __future__ import annotations
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from salesmanago_bridge.commands import _PLAIN_EMAIL, _validate_email
+
+
+def reference(value: str) -> str | None:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def ours(value: str) -> str | None:
+    try:
+        return _validate_email(value)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(_PLAIN_EMAIL, fullmatch=True))
+def test_email_fast_path_matches_email_validator_on_plain_addresses(value: str):
+    assert ours(value) == reference(value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40).map(lambda s: s + "@" + s[::-1] + ".com"))
+def test_email_fast_path_matches_email_validator_on_other_text(value: str):
+    assert ours(value) == reference(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Jan.Kowalski@Shop.Example.COM", "Jan.Kowalski@shop.example.com"),
+        ("a@b.test", None),  # special-use domain
+        ("a..b@c.com", None),
+        ("a@b.c", "a@b.c"),  # accepted by email-validator, so by us
+        ("jörg@bücher.de", "jörg@bücher.de"),  # not plain: email-validator decides
+    ],
+)
+def test_email_examples(value: str, expected: str | None):
+    assert ours(value) == expected == reference(value)
