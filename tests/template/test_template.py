@@ -432,6 +432,17 @@ def test_layer_is_built_from_the_package_folder(sam_template: dict[str, Any]) ->
     assert (content / "salesmanago_bridge" / "__init__.py").is_file()
 
 
+def test_layer_ships_bytecode_and_not_what_the_runtime_provides(sam_template: dict[str, Any]) -> None:
+    # Given the layer's build recipe (BuildMethod makefile)
+    assert sam_template["Resources"]["SharedLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    recipe = (ROOT / "layers" / "shared" / "Makefile").read_text()
+    # Then it builds arm64 wheels for 3.13, drops boto3/botocore and compiles unchecked-hash bytecode
+    assert "build-SharedLayer:" in recipe
+    assert "manylinux2014_aarch64" in recipe and "--python-version 3.13" in recipe
+    assert "botocore" in recipe.split("RUNTIME_PROVIDED =")[1].splitlines()[0]
+    assert "compileall" in recipe and "--invalidation-mode unchecked-hash" in recipe
+
+
 def test_every_function_code_folder_has_its_handler(sam_template: dict[str, Any]) -> None:
     for key, resource in sam_template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":

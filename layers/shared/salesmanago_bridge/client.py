@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -188,6 +189,9 @@ def build_session(settings: Settings, budget: TimeBudget) -> requests.Session:
     )
     retry.budget = budget
     session = requests.Session()
+    # requests scans the environment for proxies twice per request; read it once instead.
+    session.trust_env = False
+    session.proxies = urllib.request.getproxies()
     adapter = HTTPAdapter(
         max_retries=retry, pool_connections=8, pool_maxsize=max(10, settings.max_parallel_requests * 2)
     )

@@ -21,13 +21,18 @@ EVENT_FIELDS = (
 PRODUCT_SYSTEM_DETAILS = {"brand": "brand", "sex": "gender", "color": "color", "season": "season"}
 
 
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or (type(value) in (list, dict) and not value)
+
+
 def compact(value: Any) -> Any:
     """Drop None and empty values recursively (as SALESmanago's own library does)."""
-    if isinstance(value, dict):
-        cleaned = {k: compact(v) for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if v not in (None, "", [], {})}
-    if isinstance(value, list):
-        return [compact(v) for v in value if v not in (None, "", [], {})]
+    kind = type(value)
+    if kind is dict:
+        cleaned = {k: compact(v) if type(v) in (dict, list) else v for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if not _empty(v)}
+    if kind is list:
+        return [compact(v) if type(v) in (dict, list) else v for v in value if not _empty(v)]
     return value
 
 

@@ -33,7 +33,8 @@ EMAIL_PATTERN = re.compile(
 )
 
 logger = Logger(service=get_settings().service_name, utc=True)
-tracer = Tracer(service=get_settings().service_name)
+# Patch only what the bridge calls: patching all 16 supported modules costs ~130 ms of cold start.
+tracer = Tracer(service=get_settings().service_name, patch_modules=("botocore", "requests"))
 
 
 def pseudonymize(email: str) -> str:
@@ -111,7 +112,8 @@ class MetricsRecorder:
                 emf.add_dimension(name=key, value=value)
             for name, value in values:
                 emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
-            for millis in latencies.get(dims, [])[:100]:  # EMF takes at most 100 values a metric
+            # EMF takes at most 100 values a metric; at 100 Powertools flushes by itself mid-way.
+            for millis in latencies.get(dims, [])[:99]:
                 emf.add_metric(name=SALESMANAGO_LATENCY, unit=MetricUnit.Milliseconds, value=millis)
             emf.flush_metrics()
 
