@@ -75,3 +75,24 @@ lint-template: $(STAMP) ## cfn-lint (pinned, translates SAM) with the serverless
 
 clean: ## remove build output and caches
 	rm -rf .aws-sam .pytest_cache .ruff_cache
+
+.PHONY: api openapi
+api: $(STAMP) ## serve the HTTP API on http://127.0.0.1:3000 (sandbox; real accounts with SALESMANAGO_GROUPS_FILE)
+	$(BIN)/python -m local.api_server --port 3000
+
+openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
+	$(BIN)/python -m local.openapi
+
+.PHONY: cli-demo
+cli-demo: $(STAMP) ## the `bridge` CLI end to end on moto's server: 50,000-contact backfill, dead letters, redrive
+	bench/cli_backfill_demo.sh
+
+bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start (a few minutes; not in test)
+	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
+
+.PHONY: chaos fuzz
+chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 [SEED=7]
+	$(BIN)/python -m tests.reliability.chaos --commands $(or $(N),10000) --fault-rate $(or $(RATE),0.3) $(if $(SEED),--seed $(SEED))
+
+fuzz: $(STAMP) ## hostile payloads against every handler (1,000 examples per main property)
+	FUZZ_PROFILE=fuzz $(BIN)/pytest -q --hypothesis-show-statistics tests/reliability/test_fuzz.py
