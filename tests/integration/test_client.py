@@ -164,17 +164,14 @@ def test_client_5xx_after_retries_is_unavailable(sandbox: Sandbox, group: GroupC
     assert len(sandbox.requests) == 3  # the first try and two retries
 
 
-def test_client_timeout_on_idempotent_call_retries_then_times_out(
-    sandbox: Sandbox, group: GroupConfig, clock
-):
-    # Given replies slower than the 0.3 s read timeout
+def test_client_timeout_is_not_retried_in_the_call(sandbox: Sandbox, group: GroupConfig, clock):
+    # Given a reply slower than the 0.3 s read timeout (SALESmanago may still apply it, late)
     sandbox.inject(Fault("slow", delay_s=0.6, times=10))
-    # When / Then
+    # When / Then the client does not send it again within the call, where the late first request
+    # could land after a later command for the same contact: the source retries it later
     with pytest.raises(SalesmanagoTimeoutError):
-        make_client(clock, SALESMANAGO_MAX_RETRIES=1).call_v2(
-            group, "contact/upsert", CONTACT, action="contact.upsert"
-        )
-    assert len(sandbox.requests) == 2
+        make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert len(sandbox.requests) == 1
 
 
 def test_client_timeout_on_event_is_outcome_unknown_and_never_resent(
@@ -188,11 +185,25 @@ def test_client_timeout_on_event_is_outcome_unknown_and_never_resent(
     assert len(sandbox.requests_to("addContactExtEvent")) == 1
 
 
-def test_client_connection_reset_on_contact_is_retried(sandbox: Sandbox, group: GroupConfig, clock):
+def test_client_connection_dropped_after_sending_is_not_retried_in_the_call(
+    sandbox: Sandbox, group: GroupConfig, clock
+):
     sandbox.inject(Fault("drop"))
-    reply = make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
-    assert reply["success"] is True
-    assert len(sandbox.requests) == 2
+    with pytest.raises(UnavailableError):
+        make_client(clock).call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+    assert len(sandbox.requests) == 1
+
+
+def test_client_connection_refused_is_retried_in_the_call(group: GroupConfig, clock):
+    # Given nothing listens: the request never left, so retrying it is always safe
+    with Sandbox(accounts=[]) as stopped:
+        url = stopped.url
+    closed = group.model_copy(update={"endpoint": url})
+    with pytest.raises(UnavailableError):
+        make_client(clock, SALESMANAGO_MAX_RETRIES=2).call_v2(
+            closed, "contact/upsert", CONTACT, action="contact.upsert"
+        )
+    assert len(clock.slept) >= 1  # it backed off and tried again
 
 
 def test_client_connection_reset_on_event_is_outcome_unknown(sandbox: Sandbox, group: GroupConfig, clock):

@@ -175,7 +175,9 @@ def build_session(settings: Settings, budget: TimeBudget) -> requests.Session:
     retry = BridgeRetry(
         total=settings.max_retries,
         connect=settings.max_retries,
-        read=settings.max_retries,
+        # No retry once a request was sent and no reply came: SALESmanago may still apply it late,
+        # after a later command for the same contact (a stale write). The source retries instead.
+        read=0,
         status=settings.max_retries,
         other=0,
         allowed_methods=None,  # None = every method, POST included

@@ -11,6 +11,8 @@ from salesmanago_bridge.errors import BridgeError, DeadLetterUnavailableError
 from salesmanago_bridge.observability import logger, scrub
 
 REASON_ATTRIBUTE = "bridge-failure"
+MAX_REASON_DETAILS = 50
+MAX_REASON_MESSAGE = 2000
 
 
 def failure_reason(
@@ -24,9 +26,15 @@ def failure_reason(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``bridge-failure`` attribute (DESIGN.md): one JSON value, since SQS allows 10 attributes."""
+    reason = error.as_reason()
+    details = reason["details"]
+    if len(details) > MAX_REASON_DETAILS:  # SQS caps a message (body and attributes together)
+        more = {"field": "…", "problem": f"and {len(details) - MAX_REASON_DETAILS} more"}
+        details = [*details[:MAX_REASON_DETAILS], more]
     return {
-        **error.as_reason(),
-        "error_message": scrub(error.describe()),
+        **reason,
+        "details": details,
+        "error_message": scrub(error.describe())[:MAX_REASON_MESSAGE],
         "group_key": group_key,
         "action": action,
         "source": source,

@@ -6,6 +6,7 @@ its source for a retry (SQS ``batchItemFailures``; SNS and EventBridge by raisin
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from typing import Any
 
 from salesmanago_bridge.batching import Chunk, Work, ordering_keys, plan_chunks, plan_rounds
 from salesmanago_bridge.client import SalesmanagoClient
-from salesmanago_bridge.commands import Action, Command, CommandEnvelope
+from salesmanago_bridge.commands import GROUP_KEY_PATTERN, Action, Command, CommandEnvelope
 from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
 from salesmanago_bridge.errors import (
     AuthError,
@@ -52,6 +53,8 @@ from salesmanago_bridge.sources import (
 )
 
 CONTACT_LIST_LIMIT = 50  # salesmanago-api.md §5
+GROUP_KEY_RE = re.compile(GROUP_KEY_PATTERN)
+ACTION_NAMES = frozenset(action.value for action in Action)
 
 
 class Status(StrEnum):
@@ -315,7 +318,11 @@ class Dispatcher:
                         group, "contact/list", {"email": batch}, action=str(Action.EVENT_CREATE)
                     )
                 except BridgeError as error:
-                    failed.update(dict.fromkeys(batch, error))
+                    # Whatever the lookup's trouble, the events may exist: hand them back, still doubtful.
+                    doubt = OutcomeUnknownError(
+                        f"the event may exist and could not be looked up: {error.describe()}"
+                    )
+                    failed.update(dict.fromkeys(batch, doubt))
                     continue
                 for contact in reply.get("contacts") or []:
                     events[str(contact.get("email", "")).lower()] = list(
@@ -479,14 +486,15 @@ def _action_of(inbound: Inbound, command: Command | None) -> str:
         return str(command.action)
     body_action = inbound.body.get("action") if isinstance(inbound.body, dict) else None
     candidate = inbound.action or body_action
-    return candidate if candidate in {a.value for a in Action} else "unknown"
+    return candidate if isinstance(candidate, str) and candidate in ACTION_NAMES else "unknown"
 
 
 def _group_of(inbound: Inbound, command: Command | None) -> str | None:
     if command is not None:
         return command.group_key
     key = inbound.body.get("group_key") if isinstance(inbound.body, dict) else None
-    return key if isinstance(key, str) and len(key) <= 128 else None
+    # Echo only a well-formed key: anything else is producer text that may hold personal data.
+    return key if isinstance(key, str) and GROUP_KEY_RE.fullmatch(key) else None
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from salesmanago_bridge.privacy import scrub
+
 
 class ErrorType(StrEnum):
     """The fixed list shared by dead-letter reasons, metrics and API error codes."""
@@ -55,7 +57,8 @@ class FieldProblem:
     problem: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "problem": self.problem}
+        # A field path can hold producer text (an unknown key, a map key): mask e-mails in it.
+        return {"field": scrub(self.field), "problem": scrub(self.problem)}
 
 
 class BridgeError(Exception):
@@ -83,7 +86,7 @@ class BridgeError(Exception):
         text = f"group {self.group_key}: {self.message}" if self.group_key else self.message
         if self.details:
             text += " (" + "; ".join(f"{d.field}: {d.problem}" for d in self.details) + ")"
-        return text
+        return scrub(text)
 
     def __str__(self) -> str:
         return f"[{self.error_type}] {self.describe()}"

@@ -34,8 +34,8 @@ class Inbound:
     message_group_id: str | None = None  # FIFO queues
 
 
-def _iso_to_ms(value: str | None) -> int | None:
-    if not value:
+def _iso_to_ms(value: Any) -> int | None:
+    if not isinstance(value, str) or not value:
         return None
     try:
         return int(datetime.fromisoformat(value).timestamp() * 1000)
@@ -55,18 +55,25 @@ def _loads(text: Any) -> Any:
 def _unwrap(body: Any, action: str | None, sent_at_ms: int | None) -> tuple[Any, str | None, int | None]:
     """Peel an SNS notification or an EventBridge event found inside an SQS body."""
     if isinstance(body, dict) and body.get("Type") == "Notification" and "Message" in body:
-        attributes = body.get("MessageAttributes") or {}
-        action = action or (attributes.get("action") or {}).get("Value")
+        action = action or _attribute(body.get("MessageAttributes"), "action", "Value")
         return _loads(body["Message"]), action, _iso_to_ms(body.get("Timestamp")) or sent_at_ms
     if isinstance(body, dict) and "detail-type" in body and "detail" in body and "source" in body:
-        return body["detail"], action or body["detail-type"], _iso_to_ms(body.get("time")) or sent_at_ms
+        detail_type = body["detail-type"] if isinstance(body["detail-type"], str) else None
+        return body["detail"], action or detail_type, _iso_to_ms(body.get("time")) or sent_at_ms
     return body, action, sent_at_ms
+
+
+def _attribute(attributes: Any, name: str, key: str) -> str | None:
+    """A string message attribute, or None for anything else (envelopes are producer input too)."""
+    entry = attributes.get(name) if isinstance(attributes, dict) else None
+    value = entry.get(key) if isinstance(entry, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def from_sqs_record(record: dict[str, Any]) -> Inbound:
     attributes = record.get("attributes") or {}
     message_attributes = record.get("messageAttributes") or {}
-    action = (message_attributes.get("action") or {}).get("stringValue")
+    action = _attribute(message_attributes, "action", "stringValue")
     sent = attributes.get("SentTimestamp")
     sent_at_ms = int(sent) if isinstance(sent, str) and sent.isdigit() else None
     body, action, sent_at_ms = _unwrap(_loads(record.get("body")), action, sent_at_ms)
@@ -93,7 +100,7 @@ def from_sns_record(record: dict[str, Any]) -> Inbound:
         message_id=str(sns.get("MessageId")),
         source=Source.SNS,
         body=_loads(sns.get("Message")),
-        action=(attributes.get("action") or {}).get("Value"),
+        action=_attribute(attributes, "action", "Value"),
         sent_at_ms=_iso_to_ms(sns.get("Timestamp")),
         source_arn=sns.get("TopicArn") or record.get("EventSubscriptionArn"),
     )
@@ -105,7 +112,7 @@ def from_eventbridge_event(event: dict[str, Any]) -> Inbound:
         message_id=str(event.get("id")),
         source=Source.EVENTBRIDGE,
         body=event.get("detail"),
-        action=event.get("detail-type"),
+        action=event.get("detail-type") if isinstance(event.get("detail-type"), str) else None,
         sent_at_ms=_iso_to_ms(event.get("time")),
         source_arn=resources[0] if resources else event.get("source"),
     )
