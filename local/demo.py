@@ -168,7 +168,9 @@ def _retried(outcome: Any) -> bool:
 
 def _describe_outcome(outcome: Any, parked: list[dict[str, Any]]) -> list[str]:
     lines = []
-    if isinstance(outcome, dict) and "batchItemFailures" in outcome:
+    if isinstance(outcome, dict) and "statusCode" in outcome:
+        lines.append(f"   outcome: HTTP {outcome['statusCode']} {outcome.get('body', '')}")
+    elif isinstance(outcome, dict) and "batchItemFailures" in outcome:
         failures = outcome["batchItemFailures"]
         lines.append(f"   outcome: batchItemFailures={failures}")
     elif isinstance(outcome, dict) and "errorType" in outcome:
