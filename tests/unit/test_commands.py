@@ -495,14 +495,15 @@ def test_contact_upsert_field_map_producer_property_wins_over_routed(routed_firs
 
 def test_contact_upsert_field_map_leaves_producer_data_unchanged() -> None:
     # Given a body whose properties would receive a routed value
-    data = {"email": EMAIL, "properties": {"loyalty": "silver"}, "loyalty_tier": "gold"}
+    data = {"email": EMAIL, "properties": {"segment": "vip"}, "loyalty_tier": "gold"}
     envelope = CommandEnvelope.parse(body("contact.upsert", data))
 
     # When
-    envelope.to_command(field_map={"loyalty_tier": "properties.loyalty"})
+    command = envelope.to_command(field_map={"loyalty_tier": "properties.loyalty"})
 
-    # Then the producer's payload is not mutated (it is what a dead letter would carry)
-    assert data["properties"] == {"loyalty": "silver"}
+    # Then the command has both, and the producer's payload (what a dead letter carries) is not mutated
+    assert command.normalized()["data"]["properties"] == {"segment": "vip", "loyalty": "gold"}
+    assert data["properties"] == {"segment": "vip"}
 
 
 @pytest.mark.parametrize("properties", [["vip"], 5], ids=["list", "number"])
@@ -1425,3 +1426,57 @@ def test_command_errors_carry_group_key_but_not_input() -> None:
     assert error.group_key == GROUP
     assert error.as_reason()["error_type"] == "validation"
     assert f"group {GROUP}" in error.describe()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://shop.example.com/p/1",
+        "HTTP://Shop.Example.com",
+        "https://shop.example.com:8443/p?q=1#top",
+        "https://user:pw@shop.example.com/x",
+        "https://[::1]/p",
+        "http://shop.example.com?x=1",
+    ],
+)
+def test_products_upsert_absolute_http_urls_accepted(url: str) -> None:
+    # Given / When
+    command = to_command("products.upsert", [product(url=url)])
+
+    # Then
+    assert command.data[0].url == url
+
+
+@pytest.mark.parametrize("bad_url", ["https://[::1/p", "https://", "https://?q", "http:/shop.example.com"])
+def test_products_upsert_url_without_a_host_rejected(bad_url: str) -> None:
+    # Given / When
+    error = rejected("products.upsert", [product(url=bad_url)])
+
+    # Then
+    assert "URL" in problem_for(error, "data[0].url")
+
+
+def test_event_defaults_never_written_into_the_producers_data() -> None:
+    # Given an event without date or location, as the producer sent it
+    data = {"email": EMAIL, "contactExtEventType": "PURCHASE"}
+    envelope = CommandEnvelope.parse({"action": "event.create", "group_key": GROUP, "data": data})
+
+    # When the send time and the group's location fill the gaps
+    command = envelope.to_command(sent_at_ms=MAY_1_2024_10_00_UTC_MS, default_location="shop_pl")
+
+    # Then the command has them and the producer's data (what a dead letter carries) does not
+    assert (command.data.date, command.data.location) == (MAY_1_2024_10_00_UTC_MS, "shop_pl")
+    assert data == {"email": EMAIL, "contactExtEventType": "PURCHASE"}
+
+
+def test_command_with_a_given_id_equals_the_one_that_derived_it() -> None:
+    # Given a command whose id was derived from its content
+    first = to_command("contact.upsert", {"email": EMAIL, "name": "Zofia"})
+
+    # When it comes back with that id spelled out (a replay of its dead letter)
+    replayed = CommandEnvelope.parse(first.normalized()).to_command()
+
+    # Then it is the same command, and a different id makes a different one
+    assert replayed == first and hash(replayed) == hash(first)
+    other = CommandEnvelope.parse({**first.normalized(), "id": "producer-7"}).to_command()
+    assert other != first

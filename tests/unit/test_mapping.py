@@ -517,3 +517,15 @@ def test_contact_view_without_address_has_no_address_fields() -> None:
 
     # Then
     assert (view.streetAddress, view.zipCode, view.city, view.country) == (None, None, None, None)
+
+
+def test_compact_drops_containers_left_empty_at_any_depth() -> None:
+    # Given containers that only hold empties, inside dicts and lists
+    nested = {"a": {"b": {"c": None}}, "d": [{"e": ""}, [], None, "x"], "f": [[{"g": {}}]], "h": {"i": [0]}}
+
+    # When
+    cleaned = compact(nested)
+
+    # Then only what carries a value is left, and the input is untouched
+    assert cleaned == {"d": ["x"], "h": {"i": [0]}}
+    assert nested["a"] == {"b": {"c": None}}

@@ -6,6 +6,7 @@ its source for a retry (SQS ``batchItemFailures``; SNS and EventBridge by raisin
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -375,10 +376,11 @@ class Dispatcher:
             return self._park(inbound, command, result)
         assert command is not None
         self._count_applied(command, result)
-        logger.debug(
-            "command applied",
-            extra={"message_id": inbound.message_id, "command_id": command.id, "action": action},
-        )
+        if logger.isEnabledFor(logging.DEBUG):  # command.id may be a hash to compute
+            logger.debug(
+                "command applied",
+                extra={"message_id": inbound.message_id, "command_id": command.id, "action": action},
+            )
         return Outcome(inbound.message_id, Status.APPLIED, action, command.group_key, result)
 
     def _count_applied(self, command: Command, result: dict[str, Any]) -> None:

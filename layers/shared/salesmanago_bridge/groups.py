@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from salesmanago_bridge.commands import (
     LOCATION_PATTERN,
     Action,
+    Email,
     allowed_targets,
     is_valid_target,
     problems_from,
@@ -41,7 +42,7 @@ class GroupConfig(BaseModel):
 
     client_id: str = Field(min_length=1, max_length=64)
     api_secret: SecretStr
-    owner: EmailStr
+    owner: Email  # the fast check: pydantic's EmailStr loads email-validator at import
     endpoint: str
     products_api_key: SecretStr | None = None
     catalog_id: str | None = None

@@ -21,18 +21,36 @@ EVENT_FIELDS = (
 PRODUCT_SYSTEM_DETAILS = {"brand": "brand", "sex": "gender", "color": "color", "season": "season"}
 
 
-def _empty(value: Any) -> bool:
-    return value is None or value == "" or (type(value) in (list, dict) and not value)
-
-
 def compact(value: Any) -> Any:
-    """Drop None and empty values recursively (as SALESmanago's own library does)."""
+    """Drop None, empty strings and empty containers recursively (as SALESmanago's own library does).
+
+    One pass per level: this runs on every field of every item we send.
+    """
     kind = type(value)
     if kind is dict:
-        cleaned = {k: compact(v) if type(v) in (dict, list) else v for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if not _empty(v)}
+        kept: dict[Any, Any] = {}
+        for key, item in value.items():
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                item = compact(item)
+                if not item:
+                    continue
+            elif item is None or (item_kind is str and not item):
+                continue
+            kept[key] = item
+        return kept
     if kind is list:
-        return [compact(v) if type(v) in (dict, list) else v for v in value if not _empty(v)]
+        out: list[Any] = []
+        for item in value:
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                item = compact(item)
+                if not item:
+                    continue
+            elif item is None or (item_kind is str and not item):
+                continue
+            out.append(item)
+        return out
     return value
 
 

@@ -1,0 +1,44 @@
+"""The fast path for product URLs accepts only what the urlsplit rule accepts."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from salesmanago_bridge.commands import _PLAIN_URL, _check_url
+
+
+def reference(value: str) -> bool:
+    """The rule itself: an http(s) scheme, a host part, no whitespace."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in value)
+
+
+def ours(value: str) -> bool:
+    try:
+        _check_url(value)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.from_regex(_PLAIN_URL, fullmatch=True))
+def test_url_fast_path_takes_only_urls_the_rule_accepts(value: str):
+    assert reference(value)
+    assert ours(value)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://", "HTTPS://", "ftp://", "http:/", "", "https://["]).flatmap(
+        lambda head: st.text(max_size=30).map(lambda tail: head + tail)
+    )
+)
+def test_url_check_agrees_with_the_rule_on_any_text(value: str):
+    assert ours(value) == reference(value)
