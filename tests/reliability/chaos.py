@@ -1923,7 +1923,15 @@ class Oracle:
                     # default date and idempotency key (test_chaos_native_redrive_*).
                     verdict.notes["natively redriven event without date or id, sent again"] += 1
                 elif copies != 1:
-                    verdict.flag("replay", f"{label}: {copies} events after the replay")
+                    history = [
+                        (letter.where, letter.error_type) for letter in self.parked.get(command.seq, [])
+                    ]
+                    verdict.flag(
+                        "replay",
+                        f"{label}: {copies} events after the replay; parked as {history}, "
+                        f"own id {command.id is not None}, own date {command.event_date_ms is not None}, "
+                        f"contact deleted in the run {command.emails[0] in self.workload.delete_seq}",
+                    )
             elif command.action == "contact.upsert" and command.seq not in self.upserts_applied:
                 verdict.flag("replay", f"{label}: still missing after the replay")
 
