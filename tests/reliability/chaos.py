@@ -1105,6 +1105,7 @@ class DeadLetter:
     body: Any
     crashed_last: bool = False
     sent_ms: int | None = None  # the original enqueue time, which SQS keeps when it moves a message to a DLQ
+    action_attribute: str | None = None  # a raw message's ``action`` attribute, kept by the move too
 
 
 _RUN_SERIAL = itertools.count(1)
@@ -1553,6 +1554,7 @@ class ChaosRun:
                         message.body,
                         crashed_last=message.crashed,
                         sent_ms=message.sent_ms,
+                        action_attribute=message.action_attribute,
                     )
                 )
         return found
@@ -1570,9 +1572,10 @@ class ChaosRun:
             if letter.where == "on_failure":
                 continue
             body = letter.body if isinstance(letter.body, str) else json.dumps(letter.body)
+            attribute = None
             if letter.where == "redrive":
-                body = _redriven_by_the_cli(body, letter.sent_ms)
-            queue.send(QueuedMessage(_uuid(self.rng), body, letter.seq or 0, sent_ms, None))
+                body, attribute = _redriven_by_the_cli(body, letter.sent_ms, letter.action_attribute)
+            queue.send(QueuedMessage(_uuid(self.rng), body, letter.seq or 0, sent_ms, attribute))
         for source in (self.sns, self.eventbridge):
             for record in source.on_failure:
                 self.invoke(source.function, record["requestPayload"])
@@ -1582,15 +1585,20 @@ class ChaosRun:
             self.clock.advance_to(self.clock.time() + self.config.visibility_timeout_s)
 
 
-def _redriven_by_the_cli(body: str, original_sent_ms: int | None) -> str:
-    """What ``bridge dlq redrive`` sends for a raw message the queue's redrive policy parked."""
+def _redriven_by_the_cli(
+    body: str, original_sent_ms: int | None, action_attribute: str | None
+) -> tuple[str, str | None]:
+    """What ``bridge dlq redrive`` sends for a raw message the queue's redrive policy parked: the
+    normalized command (action and date filled in), else the message as it was, attribute and all."""
     from bridge_cli.dead_letters import parse_message
 
-    attributes = {"SentTimestamp": str(original_sent_ms)} if original_sent_ms else {}
-    letter = parse_message(
-        "commands-dlq", "https://sqs.local/dlq", {"MessageId": "m", "Body": body, "Attributes": attributes}
-    )
-    return json.dumps(letter.command) if letter.command else body
+    message: dict[str, Any] = {"MessageId": "m", "Body": body, "Attributes": {}, "MessageAttributes": {}}
+    if original_sent_ms:
+        message["Attributes"]["SentTimestamp"] = str(original_sent_ms)
+    if action_attribute:
+        message["MessageAttributes"]["action"] = {"DataType": "String", "StringValue": action_attribute}
+    letter = parse_message("commands-dlq", "https://sqs.local/dlq", message)
+    return (json.dumps(letter.command), None) if letter.command else (body, action_attribute)
 
 
 # ---------------------------------------------------------------------------------------- the oracle

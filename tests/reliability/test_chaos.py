@@ -216,12 +216,15 @@ def test_chaos_replay_after_the_contact_was_deleted_sends_nothing_twice(chaos_ru
     assert len(copies) == 1, "the replay created the event a second time"
 
 
-def test_chaos_cli_redrive_of_a_raw_event_sends_nothing_twice(chaos_run: ChaosRun):
-    # Given an event without date or id, created, whose invocation dies before completing its record on
-    # every receive, so that the queue's redrive policy moves it, raw, to the dead-letter queue
+@pytest.mark.parametrize("action_in_body", [True, False], ids=["action-in-body", "action-attribute"])
+def test_chaos_cli_redrive_of_a_raw_event_sends_nothing_twice(chaos_run: ChaosRun, action_in_body: bool):
+    # Given an event without date or id (its action in the body or in a message attribute), created,
+    # whose invocation dies before completing its record on every receive, so that the queue's
+    # redrive policy moves it, raw, to the dead-letter queue
     gen = generator()
     event = gen.single("sqs", "event.create")
     event.wrapper, event.id, event.event_date_ms = None, None, None
+    event.action_in_body = action_in_body
     event.data.pop("date", None)
     played = play(chaos_run, gen, [event], crashes=("after_accept",) * SCENARIO.max_receive_count)
     assert [(d.where, d.crashed_last) for d in played.dead_letters] == [("redrive", True)]
@@ -231,9 +234,10 @@ def test_chaos_cli_redrive_of_a_raw_event_sends_nothing_twice(chaos_run: ChaosRu
     # makes new messages with a new SentTimestamp, so a new date and a new idempotency key)
     chaos_run.clock.advance_to(chaos_run.clock.time() + 3600)
     chaos_run.replay(played.dead_letters)
-    # Then the event is recognised, not created again
+    # Then the event is recognised, not created again, and the replay parked nothing
     copies = [e for e in chaos_run.sandbox.events() if e["contactEvent"]["value"] == event.data["value"]]
     assert len(copies) == 1
+    assert [letter for letter in chaos_run.dead_letters() if letter.where != "redrive"] == []
 
 
 # ---- failures that do not pass --------------------------------------------------------------------
