@@ -36,6 +36,25 @@ def mask_email(value: Any) -> str:
     return f"{local[:1]}***@{domain}" if at else "***"
 
 
+PERSONAL_FIELDS = ("name", "phone", "fax", "company", "streetAddress", "zipCode", "city", "birthday")
+
+
+def _masked_reply(body: str) -> str:
+    """An API reply as printed: a contact read keeps its shape, its personal values are masked."""
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return body
+    contact = reply.get("contact") if isinstance(reply, dict) else None
+    if not isinstance(contact, dict):
+        return body
+    masked = {
+        key: mask_email(value) if key == "email" else ("***" if key in PERSONAL_FIELDS and value else value)
+        for key, value in contact.items()
+    }
+    return json.dumps({**reply, "contact": masked}, ensure_ascii=False)
+
+
 def sample_events() -> list[Path]:
     """Good samples source by source in a sensible order, then the broken ones."""
 
@@ -169,7 +188,7 @@ def _retried(outcome: Any) -> bool:
 def _describe_outcome(outcome: Any, parked: list[dict[str, Any]]) -> list[str]:
     lines = []
     if isinstance(outcome, dict) and "statusCode" in outcome:
-        lines.append(f"   outcome: HTTP {outcome['statusCode']} {outcome.get('body', '')}")
+        lines.append(f"   outcome: HTTP {outcome['statusCode']} {_masked_reply(outcome.get('body', ''))}")
     elif isinstance(outcome, dict) and "batchItemFailures" in outcome:
         failures = outcome["batchItemFailures"]
         lines.append(f"   outcome: batchItemFailures={failures}")
