@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import PRODUCT_BASE
 from tests.reliability.chaos import (
     ACCOUNT,
     QUEUE_ARN,
@@ -119,15 +120,7 @@ def _base_data(action: str) -> Any:
 
 
 def _product(n: int) -> dict[str, Any]:
-    return {
-        "id": f"fz{next(_serial)}-{n}",
-        "name": "N",
-        "description": "D",
-        "category": "C",
-        "brand": "B",
-        "url": "https://shop.example.com/p",
-        "image_url": "https://shop.example.com/i",
-    }
+    return {"id": f"fz{next(_serial)}-{n}", **PRODUCT_BASE}
 
 
 # Strings that are hard to carry: NUL, a lone surrogate, bidi override, BOM, a ZWJ sequence, combining

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from local.sandbox import Fault
+from tests.conftest import PRODUCT_BASE
 from tests.reliability.chaos import (
     EMAIL_DOMAIN,
     LAST_NAMES,
@@ -94,15 +95,7 @@ def exhausted_retries(run: ChaosRun, gen: WorkloadGenerator) -> None:
 def api_tour(run: ChaosRun) -> None:
     contact = {"email": EMAIL, "name": f"Anna {LAST_NAMES[0]}", "phone": "+48 600 123 456", "city": "Łódź"}
     event = {"email": EMAIL, "contactExtEventType": "PURCHASE", "value": 12.5}
-    product = {
-        "id": "pd-1",
-        "name": "N",
-        "description": "D",
-        "category": "C",
-        "brand": "B",
-        "url": "https://shop.example.com/p",
-        "image_url": "https://shop.example.com/i",
-    }
+    product = {"id": "pd-1", **PRODUCT_BASE}
     requests: list[tuple[str, str, Any]] = [
         ("POST", "/contacts", {"group_key": "demo-shop", "data": contact}),
         ("POST", "/events", {"group_key": "demo-shop", "data": event}),

@@ -24,34 +24,22 @@ PRODUCT_SYSTEM_DETAILS = {"brand": "brand", "sex": "gender", "color": "color", "
 def compact(value: Any) -> Any:
     """Drop None, empty strings and empty containers recursively (as SALESmanago's own library does).
 
-    One pass per level: this runs on every field of every item we send.
+    One inlined pass for dicts and lists alike: this runs on every field of every item we send.
     """
     kind = type(value)
-    if kind is dict:
-        kept: dict[Any, Any] = {}
-        for key, item in value.items():
-            item_kind = type(item)
-            if item_kind is dict or item_kind is list:
-                item = compact(item)
-                if not item:
-                    continue
-            elif item is None or (item_kind is str and not item):
+    if kind is not dict and kind is not list:
+        return value
+    kept: dict[Any, Any] = {}
+    for key, item in value.items() if kind is dict else enumerate(value):
+        item_kind = type(item)
+        if item_kind is dict or item_kind is list:
+            item = compact(item)
+            if not item:
                 continue
-            kept[key] = item
-        return kept
-    if kind is list:
-        out: list[Any] = []
-        for item in value:
-            item_kind = type(item)
-            if item_kind is dict or item_kind is list:
-                item = compact(item)
-                if not item:
-                    continue
-            elif item is None or (item_kind is str and not item):
-                continue
-            out.append(item)
-        return out
-    return value
+        elif item is None or (item_kind is str and not item):
+            continue
+        kept[key] = item
+    return kept if kind is dict else list(kept.values())
 
 
 def contact_upsert_item(data: ContactUpsertData) -> dict[str, Any]:
