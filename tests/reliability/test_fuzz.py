@@ -799,18 +799,6 @@ def sns_event(draw: Any, hostile: Hostile) -> tuple[dict[str, Any], Expect]:
     return {"Records": [record]}, expect
 
 
-@FUZZ
-@given(data=st.data(), hostile=hostile_commands())
-def test_fuzz_sns_consumer_parks_hostile_notifications_naming_the_field(
-    env: Env, data: Any, hostile: Hostile
-):
-    env.start_example()
-    event, expect = sns_event(data.draw, hostile)
-    result = env.invoke("sns_consumer", event)
-    assert [o["status"] for o in result["outcomes"]] == ["dead_lettered"]
-    check_parked(env, hostile, expect=expect)
-
-
 @SOME
 @given(
     message=st.one_of(
@@ -859,14 +847,23 @@ def eventbridge_event(draw: Any, hostile: Hostile) -> tuple[dict[str, Any], Expe
     return event, expect
 
 
+@pytest.mark.parametrize(
+    ("function", "envelope"),
+    [("sns_consumer", sns_event), ("eventbridge_consumer", eventbridge_event)],
+    ids=["sns", "eventbridge"],
+)
 @FUZZ
 @given(data=st.data(), hostile=hostile_commands())
-def test_fuzz_eventbridge_consumer_parks_hostile_events_naming_the_field(
-    env: Env, data: Any, hostile: Hostile
+def test_fuzz_async_consumers_park_hostile_envelopes_naming_the_field(
+    env: Env,
+    function: str,
+    envelope: Callable[..., tuple[dict[str, Any], Expect]],
+    data: Any,
+    hostile: Hostile,
 ):
     env.start_example()
-    event, expect = eventbridge_event(data.draw, hostile)
-    result = env.invoke("eventbridge_consumer", event)
+    event, expect = envelope(data.draw, hostile)
+    result = env.invoke(function, event)
     assert [o["status"] for o in result["outcomes"]] == ["dead_lettered"]
     check_parked(env, hostile, expect=expect)
 

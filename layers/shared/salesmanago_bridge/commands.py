@@ -373,11 +373,8 @@ def _route_fields(
             routed.setdefault(head, value)
             continue
         bucket = routed.get(head)
-        if bucket is None:
-            bucket = routed[head] = {}
-            copied.add(head)
-        elif isinstance(bucket, dict) and head not in copied:
-            bucket = routed[head] = dict(bucket)
+        if head not in copied and (bucket is None or isinstance(bucket, dict)):
+            bucket = routed[head] = dict(bucket or {})
             copied.add(head)
         if isinstance(bucket, dict):  # otherwise the producer's own value is wrong: validation names it
             bucket.setdefault(tail, value)
