@@ -11,7 +11,6 @@ import pytest
 
 from salesmanago_bridge.commands import ContactDeleteData, ContactUpsertData, EventCreateData, ProductData
 from salesmanago_bridge.mapping import (
-    compact,
     contact_delete_body,
     contact_upsert_item,
     contact_view,
@@ -386,17 +385,6 @@ def test_product_item_sex_sent_as_gender_even_when_zero(sex: int) -> None:
     assert item["systemDetails"]["gender"] == sex
 
 
-# --- compact ---
-
-
-def test_compact_drops_none_and_empty_but_keeps_false_and_zero() -> None:
-    # Given / When
-    cleaned = compact({"a": None, "b": "", "c": [], "d": {}, "e": False, "f": 0, "g": {"h": None, "i": 1}})
-
-    # Then
-    assert cleaned == {"e": False, "f": 0, "g": {"i": 1}}
-
-
 # --- reads ---
 
 
@@ -517,15 +505,3 @@ def test_contact_view_without_address_has_no_address_fields() -> None:
 
     # Then
     assert (view.streetAddress, view.zipCode, view.city, view.country) == (None, None, None, None)
-
-
-def test_compact_drops_containers_left_empty_at_any_depth() -> None:
-    # Given containers that only hold empties, inside dicts and lists
-    nested = {"a": {"b": {"c": None}}, "d": [{"e": ""}, [], None, "x"], "f": [[{"g": {}}]], "h": {"i": [0]}}
-
-    # When
-    cleaned = compact(nested)
-
-    # Then only what carries a value is left, and the input is untouched
-    assert cleaned == {"d": ["x"], "h": {"i": [0]}}
-    assert nested["a"] == {"b": {"c": None}}

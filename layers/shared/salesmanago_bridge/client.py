@@ -26,6 +26,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from salesmanago_bridge.codec import dumps, loads
 from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
@@ -51,6 +52,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 OUTCOME_UNKNOWN_STATUSES = frozenset({500, 502, 504})
 # Paths whose effect is not idempotent in SALESmanago (salesmanago-api.md §3).
 AT_MOST_ONCE_PATHS = ("addContactExtEvent", "addBatchContactExtEvent")
+JSON_BODY = {"Content-Type": "application/json"}
 AUTH_MESSAGES = ("not authenticated", "authentication", "invalid api key", "user not authenticated")
 BACKOFF_FACTOR_S = 0.25
 BACKOFF_MAX_S = 4.0
@@ -248,7 +250,7 @@ class SalesmanagoClient:
             **body,
         }
         url = f"{group.endpoint}/api/{path}"
-        response = self._send("POST", url, action=action, json=payload)
+        response = self._send("POST", url, action=action, data=dumps(payload), headers=JSON_BODY)
         reply = self._json(response, url)
         if response.status_code >= 400 or reply.get("success") is not True:
             messages = reply.get("message") or [f"HTTP {response.status_code}"]
@@ -277,7 +279,11 @@ class SalesmanagoClient:
             raise AuthError("the group has no products_api_key for the product catalog API")
         url = f"{group.products_endpoint}/v3/{path}"
         headers = {"API-KEY": group.products_api_key.get_secret_value()}
-        response = self._send(method, url, action=action, json=body, headers=headers)
+        if body is not None:
+            headers.update(JSON_BODY)
+        response = self._send(
+            method, url, action=action, data=None if body is None else dumps(body), headers=headers
+        )
         reply = self._json(response, url)
         problems = [p for p in reply.get("problems") or [] if isinstance(p, dict)]
         warnings = [
@@ -345,7 +351,7 @@ class SalesmanagoClient:
         if not response.content and response.status_code < 300:
             return {"success": True}  # contact/delete may answer a bare 200 (salesmanago-api.md §2)
         try:
-            reply = response.json()
+            reply = loads(response.content)
         except ValueError:
             error_class = OutcomeUnknownError if _is_at_most_once(url) else UnavailableError
             raise error_class(

@@ -6,11 +6,12 @@ wrapped) or an EventBridge rule target, so a topic or bus can be buffered throug
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from salesmanago_bridge.codec import loads
 
 
 class Source(StrEnum):
@@ -47,7 +48,7 @@ def _loads(text: Any) -> Any:
     if not isinstance(text, str):
         return text
     try:
-        return json.loads(text)
+        return loads(text)
     except ValueError:
         return text
 
