@@ -89,6 +89,7 @@ def _validate_email(value: Any) -> str:
         and len(plain["local"]) <= 64
         and len(plain["domain"]) <= 253
         and plain["tld"].lower() not in _SPECIAL_USE_TLDS
+        and "--" not in plain["domain"]  # IDNA reserves "--" in places: email-validator decides
     ):
         return f"{plain['local']}@{plain['domain'].lower()}"
     from email_validator import EmailNotValidError, validate_email

@@ -5,6 +5,10 @@ SALESmanago deduplicates upserts but not events. Before an event is sent, its re
 effect. Two moments leave the outcome unknown: no reply after sending, and a crash between
 SALESmanago's accept and our completion. Both leave a record we treat as *doubtful*: the next
 attempt reconciles (looks the event up among the contact's events) before sending again.
+
+A batch's lookups go to DynamoDB 100 at a time (BatchGetItem) and its completions 25 at a time
+(BatchWriteItem); only the conditional claim is one call per event. Powertools' store does each
+record alone: three calls an event.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
-    IdempotencyItemNotFoundError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from salesmanago_bridge.commands import Command
 from salesmanago_bridge.errors import BridgeError, ErrorType, PermanentError, UnavailableError
@@ -31,6 +36,14 @@ UNKNOWN_MARKER = "outcome_unknown"
 COMPLETED = "COMPLETED"
 DEFAULT_IN_PROGRESS_MS = 60_000
 GUARD_PARALLELISM = 16
+BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem
+BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem
+BATCH_ATTEMPTS = 4  # unprocessed keys or items are asked again, with a short backoff
+BATCH_BACKOFF_S = 0.05
+
+
+class UnprocessedError(Exception):
+    """DynamoDB left keys or items unprocessed after every attempt (throttled)."""
 
 
 class IdempotencyConflictError(PermanentError):
@@ -63,35 +76,147 @@ def idempotency_data(command: Command) -> dict[str, Any]:
     }
 
 
+def event_config(ttl_s: int) -> IdempotencyConfig:
+    """Keys from (group_key, id); the payload hash tells a reused id from a redelivery."""
+    return IdempotencyConfig(
+        event_key_jmespath="[group_key, id]",
+        payload_validation_jmespath="payload",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=ttl_s,
+        hash_function="sha256",
+    )
+
+
+class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
+    """Powertools' DynamoDB store, records and keys unchanged, plus batch lookups and completions.
+
+    Built on the store's own helpers (key hashing, item conversion, payload check), so a record
+    written one way is read the other.
+    """
+
+    def __init__(self, *args: Any, sleep: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sleep = sleep
+
+    def get_records(self, datas: list[dict[str, Any]]) -> list[DataRecord | Exception | None]:
+        """Each data's record (None when absent), read consistently; an error in place of the
+        records of a request that failed."""
+        keys = [self._get_hashed_idempotency_key(data=data) for data in datas]
+        unique = list(dict.fromkeys(key for key in keys if key is not None))
+        items: dict[str, dict[str, Any] | Exception] = {}
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            chunk = unique[start : start + BATCH_GET_LIMIT]
+            try:
+                items.update(self._batch_get(chunk))
+            except Exception as exc:  # throttled or unreachable: these claims must wait
+                items.update(dict.fromkeys(chunk, exc))
+        records: list[DataRecord | Exception | None] = []
+        for key in keys:
+            item = items.get(key) if key is not None else None
+            records.append(
+                item if item is None or isinstance(item, Exception) else self._item_to_data_record(item)
+            )
+        return records
+
+    def _batch_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        pending: Any = {
+            self.table_name: {"Keys": [self._get_key(key) for key in keys], "ConsistentRead": True}
+        }
+        for attempt in range(BATCH_ATTEMPTS):
+            reply = self.client.batch_get_item(RequestItems=pending)
+            for item in reply.get("Responses", {}).get(self.table_name, []):
+                found[item[self.sort_key_attr or self.key_attr]["S"]] = item
+            pending = reply.get("UnprocessedKeys")
+            if not pending:
+                return found
+            self._sleep(BATCH_BACKOFF_S * 2**attempt)
+        raise UnprocessedError("DynamoDB left idempotency lookups unprocessed")
+
+    def payload_matches(self, data: dict[str, Any], record: DataRecord) -> bool:
+        try:
+            self._validate_payload(data_payload=data, stored_data_record=record)
+        except IdempotencyValidationError:
+            return False
+        return True
+
+    def save_successes(
+        self, completions: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> list[Exception | None]:
+        """``save_success`` for many records: the same COMPLETED item, 25 to a request."""
+        items: dict[str, dict[str, Any]] = {}
+        keys: list[str | None] = []
+        for data, result in completions:
+            key = self._get_hashed_idempotency_key(data=data)
+            keys.append(key)
+            if key is None:
+                continue
+            item = {
+                **self._get_key(key),
+                self.expiry_attr: {"N": str(self._get_expiry_timestamp())},
+                self.status_attr: {"S": COMPLETED},
+                self.data_attr: {"S": json.dumps(result, cls=Encoder, sort_keys=True)},
+            }
+            if self.payload_validation_enabled:
+                item[self.validation_key_attr] = {"S": self._get_hashed_payload(data=data)}
+            items[key] = item  # the same record twice in a batch: one write, the last result
+        errors: dict[str, Exception] = {}
+        unique = list(items)
+        for start in range(0, len(unique), BATCH_WRITE_LIMIT):
+            chunk = unique[start : start + BATCH_WRITE_LIMIT]
+            try:
+                self._batch_write([items[key] for key in chunk])
+            except Exception as exc:
+                errors.update(dict.fromkeys(chunk, exc))
+        return [errors.get(key) if key is not None else None for key in keys]
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        pending: Any = {self.table_name: [{"PutRequest": {"Item": item}} for item in items]}
+        for attempt in range(BATCH_ATTEMPTS):
+            pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+            if not pending:
+                return
+            self._sleep(BATCH_BACKOFF_S * 2**attempt)
+        raise UnprocessedError("DynamoDB left idempotency records unprocessed")
+
+
 class EventGuard:
-    """Claims, completes and releases event records; every batch operation runs concurrently."""
+    """Claims, completes and releases event records for a batch of events at a time."""
 
     def __init__(self, table_name: str, ttl_s: int, *, clock: Any, dynamodb_client: Any = None) -> None:
-        self.persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client)
-        self.persistence.configure(
-            IdempotencyConfig(
-                event_key_jmespath="[group_key, id]",
-                payload_validation_jmespath="payload",
-                raise_on_no_idempotency_key=True,
-                expires_after_seconds=ttl_s,
-                hash_function="sha256",
-            ),
-            key_prefix=KEY_PREFIX,
+        self.persistence = BatchingPersistenceLayer(
+            table_name=table_name, boto3_client=dynamodb_client, sleep=clock.sleep
         )
+        self.persistence.configure(event_config(ttl_s), key_prefix=KEY_PREFIX)
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=GUARD_PARALLELISM, thread_name_prefix="idempotency")
 
     def claim_all(self, commands: list[Command], in_progress_ms: int | None) -> list[Claim | BridgeError]:
-        """Claim each event; an error (DynamoDB unavailable) is returned in place of its claim."""
-        return list(self._pool.map(lambda c: self._guarded(self.claim, c, in_progress_ms), commands))
+        """Claim each event; an error (DynamoDB unavailable) is returned in place of its claim.
+
+        One batch lookup for all of them, then the conditional claims concurrently.
+        """
+        datas = [idempotency_data(command) for command in commands]
+        records = self.persistence.get_records(datas)
+        return list(
+            self._pool.map(
+                lambda pair: self._guarded(self._claim, *pair, in_progress_ms),
+                zip(datas, records, strict=True),
+            )
+        )
 
     def claim(self, command: Command, in_progress_ms: int | None = None) -> Claim:
-        data = idempotency_data(command)
-        try:
-            record = self.persistence.get_record(data)
-        except IdempotencyItemNotFoundError:
-            record = None
-        except IdempotencyValidationError:
+        (claim,) = self.claim_all([command], in_progress_ms)
+        if isinstance(claim, BridgeError):
+            raise claim
+        return claim
+
+    def _claim(
+        self, data: dict[str, Any], record: DataRecord | Exception | None, in_progress_ms: int | None
+    ) -> Claim:
+        if isinstance(record, Exception):
+            raise record
+        if record is not None and not self.persistence.payload_matches(data, record):
             return Claim(ClaimKind.CONFLICT)
         doubtful = False
         if record is not None and not record.is_expired:
@@ -112,19 +237,25 @@ class EventGuard:
             )
         except IdempotencyItemAlreadyExistsError:
             return Claim(ClaimKind.BUSY)
+        except IdempotencyValidationError:
+            return Claim(ClaimKind.CONFLICT)
         return Claim(ClaimKind.DOUBTFUL if doubtful else ClaimKind.NEW)
 
     def complete_all(self, applied: list[tuple[Command, dict[str, Any]]]) -> list[BridgeError | None]:
-        return list(self._pool.map(lambda pair: self._guarded(self.complete, *pair), applied))
+        """Mark these events applied, with their results, in batch writes."""
+        errors = self.persistence.save_successes(
+            [(idempotency_data(command), result) for command, result in applied]
+        )
+        return [None if error is None else self._unavailable(error) for error in errors]
 
     def complete(self, command: Command, result: dict[str, Any]) -> None:
-        self.persistence.save_success(idempotency_data(command), result=result)
+        (error,) = self.complete_all([(command, result)])
+        if error is not None:
+            raise error
 
     def mark_unknown_all(self, commands: list[Command]) -> list[BridgeError | None]:
         """Record that these events may exist: the next attempt reconciles before sending."""
-        return list(
-            self._pool.map(lambda c: self._guarded(self.complete, c, {UNKNOWN_MARKER: True}), commands)
-        )
+        return self.complete_all([(command, {UNKNOWN_MARKER: True}) for command in commands])
 
     def release_all(self, commands: list[Command]) -> list[BridgeError | None]:
         """Forget claims whose send surely had no effect, so a retry sends them at once."""
@@ -133,11 +264,15 @@ class EventGuard:
     def release(self, command: Command) -> None:
         self.persistence.delete_record(idempotency_data(command), exception=RuntimeError("released"))
 
-    @staticmethod
-    def _guarded(operation: Any, *args: Any) -> Any:
+    @classmethod
+    def _guarded(cls, operation: Any, *args: Any) -> Any:
         try:
             return operation(*args)
         except BridgeError as error:
             return error
         except Exception as exc:  # DynamoDB throttled or unreachable: the event must wait
-            return UnavailableError(f"idempotency store unavailable: {type(exc).__name__}")
+            return cls._unavailable(exc)
+
+    @staticmethod
+    def _unavailable(exc: Exception) -> BridgeError:
+        return UnavailableError(f"idempotency store unavailable: {type(exc).__name__}")

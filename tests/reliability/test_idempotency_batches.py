@@ -1,0 +1,134 @@
+"""The idempotency store works a batch at a time: lookups 100 to a BatchGetItem, completions 25 to a
+BatchWriteItem, one conditional claim per event; records stay readable by Powertools' own store."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from salesmanago_bridge.commands import CommandEnvelope
+from salesmanago_bridge.errors import UnavailableError
+from salesmanago_bridge.idempotency import (
+    BATCH_ATTEMPTS,
+    KEY_PREFIX,
+    ClaimKind,
+    EventGuard,
+    event_config,
+    idempotency_data,
+)
+from tests.reliability.conftest import TABLE
+
+
+def command(n: int, value: float = 10) -> Any:
+    body = {
+        "action": "event.create",
+        "group_key": "demo-shop",
+        "id": f"order-{n}",
+        "data": {"email": f"ev{n}@customer.example.com", "contactExtEventType": "PURCHASE", "value": value},
+    }
+    return CommandEnvelope.parse(body).to_command(sent_at_ms=1_764_095_400_000)
+
+
+@pytest.fixture
+def calls(dynamodb: Any) -> Iterator[Counter[str]]:
+    """DynamoDB operations the client makes, by name."""
+    made: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        made[model.name] += 1
+
+    dynamodb.meta.events.register("before-call.dynamodb.*", count)
+    yield made
+    dynamodb.meta.events.unregister("before-call.dynamodb.*", count)
+
+
+@pytest.fixture
+def guard(dynamodb: Any, clock: Any) -> EventGuard:
+    return EventGuard(TABLE, 3600, clock=clock, dynamodb_client=dynamodb)
+
+
+def test_idempotency_batch_of_250_events_costs_one_call_per_event_plus_batches(guard, calls):
+    commands = [command(n) for n in range(250)]
+    claims = guard.claim_all(commands, 60_000)
+    assert {claim.kind for claim in claims} == {ClaimKind.NEW}
+    assert calls == {"BatchGetItem": 3, "PutItem": 250}
+    calls.clear()
+    assert guard.complete_all([(c, {"eventId": c.id}) for c in commands]) == [None] * 250
+    assert calls == {"BatchWriteItem": 10}
+    calls.clear()
+    # A redelivery of the whole batch: every one a duplicate with its stored result, found in 3 reads
+    again = guard.claim_all(commands, 60_000)
+    assert [claim.kind for claim in again] == [ClaimKind.DUPLICATE] * 250
+    assert [claim.stored for claim in again] == [{"eventId": c.id} for c in commands]
+    assert calls == {"BatchGetItem": 3}
+
+
+def test_idempotency_batch_records_are_powertools_records(guard, dynamodb):
+    # Records completed in a batch write read back through Powertools' own store, and the other way
+    done, claimed = command(1), command(2)
+    guard.claim_all([done, claimed], 60_000)
+    guard.complete_all([(done, {"eventId": "e-1"})])
+    store = DynamoDBPersistenceLayer(table_name=TABLE, boto3_client=dynamodb)
+    store.configure(event_config(3600), key_prefix=KEY_PREFIX)
+    record = store.get_record(idempotency_data(done))
+    assert (record.status, record.response_json_as_dict()) == ("COMPLETED", {"eventId": "e-1"})
+    assert store.get_record(idempotency_data(claimed)).status == "INPROGRESS"
+
+
+def test_idempotency_batch_same_event_twice_claims_it_once(guard, calls):
+    # The same event twice in one batch (no duplicate keys in the BatchGetItem)
+    claims = guard.claim_all([command(1), command(1)], 60_000)
+    assert sorted(claim.kind for claim in claims) == [ClaimKind.BUSY, ClaimKind.NEW]
+    assert calls["BatchGetItem"] == 1
+
+
+def test_idempotency_batch_other_content_under_a_used_id_is_a_conflict(guard):
+    guard.claim_all([command(1, value=10)], 60_000)
+    (claim,) = guard.claim_all([command(1, value=99)], 60_000)
+    assert claim.kind is ClaimKind.CONFLICT
+
+
+class Throttling:
+    """Stands between the guard and moto: leaves the first ``times`` batch requests unprocessed."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        self.client, self.times = client, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def batch_get_item(self, RequestItems: Any) -> Any:
+        if self.times > 0:
+            self.times -= 1
+            return {"Responses": {}, "UnprocessedKeys": RequestItems}
+        return self.client.batch_get_item(RequestItems=RequestItems)
+
+    def batch_write_item(self, RequestItems: Any) -> Any:
+        if self.times > 0:
+            self.times -= 1
+            return {"UnprocessedItems": RequestItems}
+        return self.client.batch_write_item(RequestItems=RequestItems)
+
+
+def test_idempotency_batch_unprocessed_keys_are_asked_again(guard, dynamodb, clock):
+    commands = [command(n) for n in range(3)]
+    guard.claim_all(commands, 60_000)
+    guard.persistence.client = Throttling(dynamodb, times=BATCH_ATTEMPTS - 1)
+    slept = clock.monotonic()
+    assert guard.complete_all([(c, {"eventId": c.id}) for c in commands]) == [None] * 3
+    guard.persistence.client = Throttling(dynamodb, times=BATCH_ATTEMPTS - 1)
+    assert {claim.kind for claim in guard.claim_all(commands, 60_000)} == {ClaimKind.DUPLICATE}
+    assert clock.monotonic() > slept  # backed off between the attempts
+
+
+def test_idempotency_batch_still_unprocessed_holds_the_events_back(guard, dynamodb):
+    guard.persistence.client = Throttling(dynamodb, times=BATCH_ATTEMPTS)
+    claims = guard.claim_all([command(1), command(2)], 60_000)
+    assert all(isinstance(claim, UnavailableError) for claim in claims)
+    guard.persistence.client = Throttling(dynamodb, times=BATCH_ATTEMPTS)
+    errors = guard.complete_all([(command(3), {"eventId": "e"})])
+    assert isinstance(errors[0], UnavailableError)
