@@ -1,4 +1,4 @@
-"""One SQS invocation in a fresh interpreter; prints its peak RSS as the last line (JSON).
+"""One SQS invocation in a fresh interpreter; prints its peak RSS and CPU as the last line (JSON).
 
     python -m bench.memory_probe EVENT_FILE
 
@@ -6,6 +6,9 @@ Run by ``bench.run`` under python3.13 with the layer as built on the path, like 
 The peak is the kernel's high-water mark of this process's own memory (``VmHWM``):
 ``ru_maxrss`` is reported too, but Linux carries the parent's peak into it across fork and exec,
 so a probe started by a large parent would report the parent's size.
+
+The CPU of the import and of the first invocation are reported apart: what a cold start defers
+(boto3 and DynamoDB's client for the first batch holding events, say) shows in the second.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -44,11 +48,14 @@ class Context:
 def main(argv: list[str]) -> int:
     event = json.loads(Path(argv[0]).read_text())
     sys.path.insert(0, str(ROOT / "functions" / "sqs_consumer"))
+    started = time.process_time()
     import app  # the function's module, as Lambda imports it
 
+    imported_s = time.process_time() - started
     imported = set(sys.modules)
     after_import_kib = high_water_kib()
     result = app.lambda_handler(event, Context())
+    invoked_s = time.process_time() - started - imported_s
     peak_kib = high_water_kib()
     deferred = sorted({name.split(".")[0] for name in set(sys.modules) - imported})
     report = {
@@ -57,6 +64,8 @@ def main(argv: list[str]) -> int:
         "peak_rss_mb": round(peak_kib / KIB_PER_MIB, 1),
         "rss_after_import_mb": round(after_import_kib / KIB_PER_MIB, 1),
         "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB, 1),
+        "import_cpu_ms": round(imported_s * 1000, 1),
+        "first_invocation_cpu_ms": round(invoked_s * 1000, 1),
         "python": sys.version.split()[0],
         "imported_during_first_invocation": deferred,
     }

@@ -538,11 +538,14 @@ def table(results: dict[str, Any]) -> str:
     memory = results.get("memory") or {}
     if memory:
         lines += [
-            "| one 500-record invocation, fresh python3.13 | peak RSS MB | RSS after import MB |",
-            "|---|---:|---:|",
+            "| one 500-record invocation, fresh python3.13 | peak RSS MB | RSS after import MB "
+            "| import CPU ms | first invocation CPU ms | loaded during the first invocation |",
+            "|---|---:|---:|---:|---:|---|",
         ]
         lines += [
-            f"| idempotency {label} | {probe['peak_rss_mb']:.1f} | {probe['rss_after_import_mb']:.1f} |"
+            f"| idempotency {label} | {probe['peak_rss_mb']:.1f} | {probe['rss_after_import_mb']:.1f} "
+            f"| {probe.get('import_cpu_ms', 0):,.0f} | {probe.get('first_invocation_cpu_ms', 0):,.0f} "
+            f"| {', '.join(probe.get('imported_during_first_invocation') or []) or '-'} |"
             for label, probe in memory.items()
         ]
         lines.append("")

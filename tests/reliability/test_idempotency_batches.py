@@ -20,7 +20,10 @@ from salesmanago_bridge.idempotency import (
     event_config,
     idempotency_data,
 )
+from salesmanago_bridge.sources import Inbound, Source
 from tests.reliability.conftest import TABLE
+
+EVENT_DATA = {"email": "ev@customer.example.com", "contactExtEventType": "PURCHASE", "value": 5}
 
 
 def command(n: int, value: float = 10) -> Any:
@@ -132,3 +135,30 @@ def test_idempotency_batch_still_unprocessed_holds_the_events_back(guard, dynamo
     guard.persistence.client = Throttling(dynamodb, times=BATCH_ATTEMPTS)
     errors = guard.complete_all([(command(3), {"eventId": "e"})])
     assert isinstance(errors[0], UnavailableError)
+
+
+def test_idempotency_guard_is_built_for_the_first_event_only(make_dispatcher, dynamodb, clock):
+    # Given a dispatcher whose guard is a factory, as a cold start makes it
+    built: list[EventGuard] = []
+
+    def factory() -> EventGuard:
+        built.append(EventGuard(TABLE, 3600, clock=clock, dynamodb_client=dynamodb))
+        return built[-1]
+
+    dispatcher = make_dispatcher(guard=False)
+    dispatcher._guard = factory
+    contact = {
+        "action": "contact.upsert",
+        "group_key": "demo-shop",
+        "data": {"email": "a@customer.example.com"},
+    }
+    # When a batch without events runs, then one with events, then another
+    dispatcher.dispatch_batch([Inbound(message_id="m0", source=Source.SQS, body=contact)])
+    assert built == []
+    for n in (1, 2):
+        body = {"action": "event.create", "group_key": "demo-shop", "id": f"e{n}", "data": dict(EVENT_DATA)}
+        outcomes = dispatcher.dispatch_batch([Inbound(message_id=f"m{n}", source=Source.SQS, body=body)])
+        assert [str(o.status) for o in outcomes.outcomes] == ["applied"]
+    # Then the guard was built once, for the first event, and guards the events
+    assert len(built) == 1
+    assert dispatcher.guard is built[0]

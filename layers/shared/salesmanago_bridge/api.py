@@ -43,6 +43,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, WithJsonSchema
 
+from salesmanago_bridge.claims import IdempotencyConflictError
 from salesmanago_bridge.commands import (
     GROUP_KEY_PATTERN,
     Action,
@@ -62,7 +63,6 @@ from salesmanago_bridge.errors import (
     ValidationFailedError,
 )
 from salesmanago_bridge.groups import GroupConfig
-from salesmanago_bridge.idempotency import IdempotencyConflictError
 from salesmanago_bridge.mapping import ContactView, contact_view
 from salesmanago_bridge.observability import logger, metrics, scrub
 from salesmanago_bridge.settings import get_settings

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from traceback import format_exc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from salesmanago_bridge.batching import Chunk, Work, ordering_keys, plan_chunks, plan_rounds
+from salesmanago_bridge.claims import ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import GROUP_KEY_PATTERN, Action, Command, CommandEnvelope
 from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
@@ -31,7 +32,6 @@ from salesmanago_bridge.errors import (
     TransientError,
 )
 from salesmanago_bridge.groups import GroupStore, group_store_for
-from salesmanago_bridge.idempotency import ClaimKind, EventGuard, IdempotencyConflictError
 from salesmanago_bridge.observability import (
     COMMANDS_APPLIED,
     COMMANDS_DEAD_LETTERED,
@@ -53,6 +53,9 @@ from salesmanago_bridge.sources import (
     from_sns_record,
     from_sqs_record,
 )
+
+if TYPE_CHECKING:
+    from salesmanago_bridge.idempotency import EventGuard
 
 CONTACT_LIST_LIMIT = 50  # salesmanago-api.md §5
 GROUP_KEY_RE = re.compile(GROUP_KEY_PATTERN)
@@ -123,17 +126,26 @@ class Dispatcher:
         groups: GroupStore,
         client: SalesmanagoClient,
         dead_letters: DeadLetterSink,
-        guard: EventGuard | None = None,
+        guard: EventGuard | Callable[[], EventGuard] | None = None,
     ) -> None:
+        """``guard`` may be a factory: it is then called for the first batch holding an event."""
         self.settings = settings
         self.groups = groups
         self.client = client
         self.dead_letters = dead_letters
-        self.guard = guard
+        self._guard = guard
         self._pool = ThreadPoolExecutor(
             max_workers=settings.max_parallel_requests, thread_name_prefix="salesmanago"
         )
         self._remaining: Callable[[], int | None] = lambda: None
+
+    @property
+    def guard(self) -> EventGuard | None:
+        """The idempotency guard, built when first needed: a cold start that meets no event never
+        loads Powertools Idempotency, boto3 or DynamoDB's client."""
+        if callable(self._guard):  # a factory (an EventGuard is not callable)
+            self._guard = self._guard()
+        return self._guard
 
     # ---- per source -----------------------------------------------------------------------
     def dispatch_sqs(self, event: dict[str, Any], context: Any = None) -> BatchOutcomes:
@@ -249,7 +261,7 @@ class Dispatcher:
         results: Results = {}
         to_send = [w for w in works if w.command.action is not Action.EVENT_CREATE]
         events = [w for w in works if w.command.action is Action.EVENT_CREATE]
-        if self.guard is None or not events:
+        if not events or self.guard is None:
             return self._send_chunks(plan_chunks(to_send + events, self.settings))
         claimed: list[Work] = []
         doubtful: list[Work] = []
@@ -505,9 +517,7 @@ def get_dispatcher() -> Dispatcher:
     """The process-wide dispatcher: one session, one group cache, one pool, created at cold start."""
     settings = get_settings()
     client = SalesmanagoClient(settings)
-    guard = None
-    if settings.idempotency_table_name:
-        guard = EventGuard(settings.idempotency_table_name, settings.idempotency_ttl_s, clock=client.clock)
+    guard = partial(_event_guard, settings, client.clock) if settings.idempotency_table_name else None
     dispatcher = Dispatcher(
         settings=settings,
         groups=group_store_for(settings),
@@ -517,6 +527,13 @@ def get_dispatcher() -> Dispatcher:
     )
     _freeze_cold_start_heap()
     return dispatcher
+
+
+def _event_guard(settings: Settings, clock: Any) -> EventGuard:
+    from salesmanago_bridge.idempotency import EventGuard  # boto3 and DynamoDB's client come with it
+
+    assert settings.idempotency_table_name is not None
+    return EventGuard(settings.idempotency_table_name, settings.idempotency_ttl_s, clock=clock)
 
 
 @lru_cache(maxsize=1)

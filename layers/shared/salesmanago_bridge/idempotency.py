@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools.shared.json_encoder import Encoder
@@ -28,8 +26,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from salesmanago_bridge.claims import Claim, ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.commands import Command
-from salesmanago_bridge.errors import BridgeError, ErrorType, PermanentError, UnavailableError
+from salesmanago_bridge.errors import BridgeError, UnavailableError
+
+__all__ = ["Claim", "ClaimKind", "EventGuard", "IdempotencyConflictError", "idempotency_data"]
 
 KEY_PREFIX = "event.create"  # one prefix for every function: a replay through any source is recognised
 UNKNOWN_MARKER = "outcome_unknown"
@@ -44,26 +45,6 @@ BATCH_BACKOFF_S = 0.05
 
 class UnprocessedError(Exception):
     """DynamoDB left keys or items unprocessed after every attempt (throttled)."""
-
-
-class IdempotencyConflictError(PermanentError):
-    """Raised when an event id already used for other content arrives again."""
-
-    error_type = ErrorType.IDEMPOTENCY_CONFLICT
-
-
-class ClaimKind(StrEnum):
-    NEW = "new"  # claimed: send it
-    DOUBTFUL = "doubtful"  # claimed, but an earlier attempt may have created it: reconcile first
-    DUPLICATE = "duplicate"  # already applied: do not send, report the stored result
-    BUSY = "busy"  # another invocation is sending it right now: retry later
-    CONFLICT = "conflict"  # same id, other content
-
-
-@dataclass(frozen=True)
-class Claim:
-    kind: ClaimKind
-    stored: dict[str, Any] | None = None
 
 
 def idempotency_data(command: Command) -> dict[str, Any]:
