@@ -300,11 +300,13 @@ class Bench:
         # The run's pre-built events (all of them, where Lambda holds one) stay out of the cyclic
         # collector, whose passes would otherwise walk 20 invocations' worth of records.
         gc.freeze()
-        with stdout_to(self.log_file) as written:
-            wall, cpu = time.perf_counter(), time.process_time()
-            retried = work()
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        gc.unfreeze()
+        try:
+            with stdout_to(self.log_file) as written:
+                wall, cpu = time.perf_counter(), time.process_time()
+                retried = work()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        finally:
+            gc.unfreeze()
         sandbox_cpu = self.sandbox.cpu_s() - sandbox_cpu
         stats = self.sandbox.send("stats")
         self.sandbox.send("reset")

@@ -567,7 +567,10 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
-    with ChaosRun(ChaosConfig(fault_rate=0.0, crash_rate=0.0, replay=False, log_level="DEBUG")) as run:
+    # No faults here, so nothing needs the chaos run's short read timeout: a long one keeps a busy
+    # machine (a slow sandbox reply) from turning a sound neighbour into a redelivery.
+    config = ChaosConfig(fault_rate=0.0, crash_rate=0.0, replay=False, log_level="DEBUG", read_timeout_s=5.0)
+    with ChaosRun(config) as run:
         environment = Env(run)
         environment.capture_dead_letters()
         run.log_stream.keep = environment.logs

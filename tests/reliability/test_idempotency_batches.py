@@ -162,3 +162,19 @@ def test_idempotency_guard_is_built_for_the_first_event_only(make_dispatcher, dy
     # Then the guard was built once, for the first event, and guards the events
     assert len(built) == 1
     assert dispatcher.guard is built[0]
+
+
+def test_idempotency_takeover_is_judged_on_the_record_as_it_is_not_the_batch_snapshot(dynamodb, clock):
+    # Given a doubtful event (an earlier attempt lost its reply), read by invocation X for its batch
+    x, y = (EventGuard(TABLE, 3600, clock=clock, dynamodb_client=dynamodb) for _ in range(2))
+    doubtful = command(1)
+    x.claim_all([doubtful], 60_000)
+    x.mark_unknown_all([doubtful])
+    data = idempotency_data(doubtful)
+    (snapshot,) = x.persistence.get_records([data])
+    # When invocation Y takes it over first, then X's claim runs on its older snapshot
+    (taken,) = y.claim_all([doubtful], 60_000)
+    late = x._claim(data, snapshot, 60_000)
+    # Then only Y holds it: X sees Y's fresh claim and waits
+    assert taken.kind is ClaimKind.DOUBTFUL
+    assert late.kind is ClaimKind.BUSY

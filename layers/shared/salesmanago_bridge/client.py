@@ -351,7 +351,10 @@ class SalesmanagoClient:
         if not response.content and response.status_code < 300:
             return {"success": True}  # contact/delete may answer a bare 200 (salesmanago-api.md §2)
         try:
-            reply = loads(response.content)
+            if (response.encoding or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8"):
+                reply = loads(response.content)
+            else:  # a declared charset other than UTF-8: requests decodes it
+                reply = response.json()
         except ValueError:
             error_class = OutcomeUnknownError if _is_at_most_once(url) else UnavailableError
             raise error_class(

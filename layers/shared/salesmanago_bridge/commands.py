@@ -89,9 +89,19 @@ def _validate_email(value: Any) -> str:
         and len(plain["local"]) <= 64
         and len(plain["domain"]) <= 253
         and plain["tld"].lower() not in _SPECIAL_USE_TLDS
-        and "--" not in plain["domain"]  # IDNA reserves "--" in places: email-validator decides
     ):
-        return f"{plain['local']}@{plain['domain'].lower()}"
+        ascii_form = f"{plain['local']}@{plain['domain'].lower()}"
+        if "--" not in plain["domain"]:
+            return ascii_form
+        # IDNA reserves "--" in a label's 3rd and 4th place: email-validator judges the domain,
+        # but the address keeps its ASCII form (an xn-- domain is not turned into Unicode), so
+        # its contact, and the ids derived from it, stay what they always were.
+        _email_validator_normalized(value)
+        return ascii_form
+    return _email_validator_normalized(value)
+
+
+def _email_validator_normalized(value: str) -> str:
     from email_validator import EmailNotValidError, validate_email
 
     try:

@@ -22,6 +22,7 @@ from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
@@ -193,8 +194,14 @@ class EventGuard:
         return claim
 
     def _claim(
-        self, data: dict[str, Any], record: DataRecord | Exception | None, in_progress_ms: int | None
+        self,
+        data: dict[str, Any],
+        record: DataRecord | Exception | None,
+        in_progress_ms: int | None,
+        *,
+        fresh: bool = False,
     ) -> Claim:
+        """Judge the record read for the batch; a takeover is judged again on the record as it is."""
         if isinstance(record, Exception):
             raise record
         if record is not None and not self.persistence.payload_matches(data, record):
@@ -209,6 +216,16 @@ class EventGuard:
                 and (record.in_progress_expiry_timestamp or 0) > self.clock.time() * 1000
             ):
                 return Claim(ClaimKind.BUSY)
+            if not fresh:
+                # The batch's snapshot may be stale by now (another invocation may have taken the
+                # record over since): read it again right before deleting it.
+                try:
+                    current = self.persistence.get_record(data)
+                except IdempotencyItemNotFoundError:
+                    current = None
+                except IdempotencyValidationError:
+                    return Claim(ClaimKind.CONFLICT)
+                return self._claim(data, current, in_progress_ms, fresh=True)
             # An attempt that crashed mid-send, or whose reply was lost: take it over, then reconcile.
             doubtful = True
             self.persistence.delete_record(data, exception=RuntimeError("taken over for reconciliation"))

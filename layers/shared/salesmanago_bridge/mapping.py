@@ -40,7 +40,8 @@ def _number(value: Decimal | None) -> float | None:
 
 # The items below read the validated models' attributes directly: dumping a model and compacting
 # the result costs three times the CPU, and these run for every contact, event and product sent.
-# ``tests/unit/test_mapping.py`` holds them equal to the model's JSON dump, arranged, empties dropped.
+# ``tests/unit/test_mapping_reference.py`` holds them equal to the model's JSON dump, arranged,
+# empties dropped.
 def contact_upsert_item(data: ContactUpsertData) -> dict[str, Any]:
     """One upsert without auth and owner: the body of ``contact/upsert`` and an item of ``batchupsert``."""
     contact = {name: value for name in CONTACT_FIELDS if (value := getattr(data, name)) not in EMPTY}
