@@ -1324,6 +1324,9 @@ class ChaosRun:
         self, function: str, event: dict[str, Any], seqs: Iterable[int] = ()
     ) -> tuple[Any, BaseException | None]:
         self.invocations += 1
+        # A redelivery can come up within a tick once fake sleeps moved the clock past its visibility
+        # timeout: a late reply must land first, as it would in the real minutes before a redelivery.
+        self.sandbox.wait_idle()
         context = ChaosContext(self.clock, self.config.lambda_timeout_s, _uuid(self.rng))
         self.crashes.arm()
         result: Any = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -251,3 +252,22 @@ def test_idempotency_outcomes_are_counted(sandbox: Sandbox, make_dispatcher, cap
     assert '"OutcomeUnknown"' in out
     assert '"OutcomeReconciled"' in out
     assert '"DuplicatesSuppressed"' in out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="documented limit (README, 'What no client can close'): an event SALESmanago applies after "
+    "the reply timed out, and does not list yet when the retry looks, is sent again",
+)
+def test_idempotency_event_applied_late_and_not_listed_yet_is_sent_once(sandbox: Sandbox, make_dispatcher):
+    # Given SALESmanago applies the event only after the client gave up on the reply
+    dispatcher = make_dispatcher()
+    sandbox.inject(Fault("slow", path="addContactExtEvent", delay_s=0.6, apply=False))
+    assert statuses(dispatcher.dispatch_batch([event(1)])) == ["retry"]
+    # When the retry looks it up before that late write has landed (in production the retry comes a
+    # visibility timeout later, minutes, so the window is the server's own delay)
+    dispatcher.dispatch_batch([event(1)])
+    time.sleep(0.8)  # the late write lands 0.6 s after its request
+    # Then SALESmanago would hold one event; it holds two
+    assert len(sandbox.events()) == 1
