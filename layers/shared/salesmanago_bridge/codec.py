@@ -24,7 +24,7 @@ def loads(text: str | bytes) -> Any:
 def dumps(value: Any) -> bytes:
     """Compact JSON of plain data (dicts, lists, strings, numbers, booleans, None).
 
-    ASCII with ``\\uXXXX`` escapes, as the ``json`` module writes it: a server that reads a body
-    without a charset as Latin-1 still gets "Łódź" right.
+    ASCII, every other character escaped as the ``json`` module writes it: a server that reads
+    a body without a charset as Latin-1 still gets "Łódź" right.
     """
     return to_json(value, ensure_ascii=True)

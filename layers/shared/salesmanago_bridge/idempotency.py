@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -85,13 +86,7 @@ class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
         records of a request that failed."""
         keys = [self._get_hashed_idempotency_key(data=data) for data in datas]
         unique = list(dict.fromkeys(key for key in keys if key is not None))
-        items: dict[str, dict[str, Any] | Exception] = {}
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            chunk = unique[start : start + BATCH_GET_LIMIT]
-            try:
-                items.update(self._batch_get(chunk))
-            except Exception as exc:  # throttled or unreachable: these claims must wait
-                items.update(dict.fromkeys(chunk, exc))
+        items: dict[str, dict[str, Any] | Exception] = _in_chunks(unique, BATCH_GET_LIMIT, self._batch_get)
         records: list[DataRecord | Exception | None] = []
         for key in keys:
             item = items.get(key) if key is not None else None
@@ -102,18 +97,16 @@ class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
 
     def _batch_get(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        pending: Any = {
-            self.table_name: {"Keys": [self._get_key(key) for key in keys], "ConsistentRead": True}
-        }
-        for attempt in range(BATCH_ATTEMPTS):
+
+        def send(pending: Any) -> Any:
             reply = self.client.batch_get_item(RequestItems=pending)
             for item in reply.get("Responses", {}).get(self.table_name, []):
                 found[item[self.sort_key_attr or self.key_attr]["S"]] = item
-            pending = reply.get("UnprocessedKeys")
-            if not pending:
-                return found
-            self._sleep(BATCH_BACKOFF_S * 2**attempt)
-        raise UnprocessedError("DynamoDB left idempotency lookups unprocessed")
+            return reply.get("UnprocessedKeys")
+
+        keys_request = {"Keys": [self._get_key(key) for key in keys], "ConsistentRead": True}
+        self._until_processed(send, {self.table_name: keys_request}, "lookups")
+        return found
 
     def payload_matches(self, data: dict[str, Any], record: DataRecord) -> bool:
         try:
@@ -142,24 +135,41 @@ class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
             if self.payload_validation_enabled:
                 item[self.validation_key_attr] = {"S": self._get_hashed_payload(data=data)}
             items[key] = item  # the same record twice in a batch: one write, the last result
-        errors: dict[str, Exception] = {}
-        unique = list(items)
-        for start in range(0, len(unique), BATCH_WRITE_LIMIT):
-            chunk = unique[start : start + BATCH_WRITE_LIMIT]
-            try:
-                self._batch_write([items[key] for key in chunk])
-            except Exception as exc:
-                errors.update(dict.fromkeys(chunk, exc))
+
+        def write(chunk: list[str]) -> dict[str, Any]:
+            puts = [{"PutRequest": {"Item": items[key]}} for key in chunk]
+            self._until_processed(
+                lambda pending: self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems"),
+                {self.table_name: puts},
+                "records",
+            )
+            return {}
+
+        errors = _in_chunks(list(items), BATCH_WRITE_LIMIT, write)
         return [errors.get(key) if key is not None else None for key in keys]
 
-    def _batch_write(self, items: list[dict[str, Any]]) -> None:
-        pending: Any = {self.table_name: [{"PutRequest": {"Item": item}} for item in items]}
+    def _until_processed(self, send: Callable[[Any], Any], pending: Any, what: str) -> None:
+        """Send a batch request, then what DynamoDB left unprocessed, with a short backoff."""
         for attempt in range(BATCH_ATTEMPTS):
-            pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems")
+            pending = send(pending)
             if not pending:
                 return
             self._sleep(BATCH_BACKOFF_S * 2**attempt)
-        raise UnprocessedError("DynamoDB left idempotency records unprocessed")
+        raise UnprocessedError(f"DynamoDB left idempotency {what} unprocessed")
+
+
+def _in_chunks(
+    keys: list[str], size: int, operation: Callable[[list[str]], dict[str, Any]]
+) -> dict[str, Any]:
+    """``operation`` on ``size`` keys at a time, merged; a failed chunk's keys get its error."""
+    merged: dict[str, Any] = {}
+    for start in range(0, len(keys), size):
+        chunk = keys[start : start + size]
+        try:
+            merged.update(operation(chunk))
+        except Exception as exc:  # throttled or unreachable: these records must wait
+            merged.update(dict.fromkeys(chunk, exc))
+    return merged
 
 
 class EventGuard:
@@ -186,12 +196,6 @@ class EventGuard:
                 zip(datas, records, strict=True),
             )
         )
-
-    def claim(self, command: Command, in_progress_ms: int | None = None) -> Claim:
-        (claim,) = self.claim_all([command], in_progress_ms)
-        if isinstance(claim, BridgeError):
-            raise claim
-        return claim
 
     def _claim(
         self,
@@ -245,11 +249,6 @@ class EventGuard:
             [(idempotency_data(command), result) for command, result in applied]
         )
         return [None if error is None else self._unavailable(error) for error in errors]
-
-    def complete(self, command: Command, result: dict[str, Any]) -> None:
-        (error,) = self.complete_all([(command, result)])
-        if error is not None:
-            raise error
 
     def mark_unknown_all(self, commands: list[Command]) -> list[BridgeError | None]:
         """Record that these events may exist: the next attempt reconciles before sending."""
