@@ -36,6 +36,30 @@ SAMPLES = 9
 PIP_INSTALL = ("-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore")
 BREAKDOWN_TOP = 12
 BREAKDOWN_SAMPLES = 3  # -X importtime runs per import; the breakdown is their per-package median
+# What each top-level package belongs to, for the table of where an import's time goes; the rest
+# (the standard library, the handler's own module, small libraries) is counted as "other".
+FAMILIES = {
+    "boto3": "boto3 and botocore",
+    "botocore": "boto3 and botocore",
+    "s3transfer": "boto3 and botocore",
+    "dateutil": "boto3 and botocore",
+    "six": "boto3 and botocore",
+    "aws_xray_sdk": "X-Ray SDK (Tracer)",
+    "wrapt": "X-Ray SDK (Tracer)",
+    "pydantic": "pydantic",
+    "pydantic_core": "pydantic",
+    "typing_extensions": "pydantic",
+    "annotated_types": "pydantic",
+    "typing_inspection": "pydantic",
+    "requests": "requests and urllib3",
+    "urllib3": "requests and urllib3",
+    "charset_normalizer": "requests and urllib3",
+    "idna": "requests and urllib3",
+    "certifi": "requests and urllib3",
+    "aws_lambda_powertools": "Powertools",
+    "salesmanago_bridge": "salesmanago_bridge (the layer package)",
+}
+OTHER_FAMILY = "other (standard library, small libraries)"
 PROBE = (
     "import sys, time\n"
     "w, c = time.perf_counter(), time.process_time()\n"
@@ -188,24 +212,40 @@ def _probe(python: str, cwd: Path, module: str, dirs: Dirs, variant: str, *flags
     )
 
 
-def _self_times(stderr: str) -> Counter[str]:
-    totals: Counter[str] = Counter()
+def _self_times(stderr: str, module: str) -> Counter[str]:
+    """Self times per top-level package, of the probed import's tree only: what the interpreter's
+    startup imported before it is not seen by the probe's timer either."""
+    entries = []
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         self_us, _, name = line.split(":", 1)[1].split("|")
-        totals[name.strip().split(".")[0]] += int(self_us)
+        entries.append((int(self_us), name))
+    top_level = [i for i, (_, name) in enumerate(entries) if not name.startswith("  ")]
+    end = max((i for i in top_level if entries[i][1].strip() == module), default=len(entries) - 1)
+    start = max((i + 1 for i in top_level if i < end), default=0)
+    totals: Counter[str] = Counter()
+    for self_us, name in entries[start : end + 1]:
+        totals[name.strip().split(".")[0]] += self_us
     return totals
 
 
-def breakdown(python: str, cwd: Path, module: str, dirs: Dirs) -> dict[str, float]:
-    """``-X importtime`` self times summed per top-level package (median of runs), ms, largest first."""
+def breakdown(python: str, cwd: Path, module: str, dirs: Dirs) -> dict[str, dict[str, float]]:
+    """``-X importtime`` self times (median of runs, ms): the largest top-level packages, and every
+    package summed into its family (``FAMILIES``), with the total."""
     runs = [
-        _self_times(_probe(python, cwd, module, dirs, "source", "-X", "importtime").stderr)
+        _self_times(_probe(python, cwd, module, dirs, "source", "-X", "importtime").stderr, module)
         for _ in range(BREAKDOWN_SAMPLES)
     ]
     medians = Counter({name: statistics.median(run[name] for run in runs) for name in set().union(*runs)})
-    return {name: round(us / 1000, 1) for name, us in medians.most_common(BREAKDOWN_TOP)}
+    families: Counter[str] = Counter()
+    for name, us in medians.items():
+        families[FAMILIES.get(name, OTHER_FAMILY)] += us
+    return {
+        "packages": {name: round(us / 1000, 1) for name, us in medians.most_common(BREAKDOWN_TOP)},
+        "families": {name: round(us / 1000, 1) for name, us in families.most_common()},
+        "total": round(sum(medians.values()) / 1000, 1),
+    }
 
 
 def measure(python: str, dirs: Dirs, samples: int, progress: Progress) -> dict[str, Any]:
@@ -264,10 +304,16 @@ def measure(python: str, dirs: Dirs, samples: int, progress: Progress) -> dict[s
         row["ratio_to_reference"] = row["source_ratio"]
         row["bytecode_gain_ms"] = round(row["source_ms"] - row["layer_pyc_ms"], 1)
         row["bytecode_gain_pct"] = round(100 * row["bytecode_gain_ms"] / row["source_ms"], 1)
-        row["import_breakdown_ms"] = breakdown(python, cwd, module, dirs)
+        split = breakdown(python, cwd, module, dirs)
+        row["import_breakdown_ms"] = split["packages"]
+        row["import_families_ms"] = split["families"]
+        row["importtime_total_ms"] = split["total"]
         result["handlers"][name] = row
     ref_cwd, ref_module = found["reference"]
-    result["reference_breakdown_ms"] = breakdown(python, ref_cwd, ref_module, dirs)
+    split = breakdown(python, ref_cwd, ref_module, dirs)
+    result["reference_breakdown_ms"] = split["packages"]
+    result["reference_families_ms"] = split["families"]
+    result["reference_importtime_total_ms"] = split["total"]
     return result
 
 
@@ -291,6 +337,33 @@ def table_lines(cold: dict[str, Any]) -> list[str]:
         )
     for name, error in cold.get("errors", {}).items():
         lines.append(f"| {name} | import failed: {error} | | | | | | |")
+    return [*lines, "", *family_lines(cold)]
+
+
+def family_lines(cold: dict[str, Any]) -> list[str]:
+    """Where each import's time goes, as shares of the reference's import: what a target can be met with."""
+    total = cold.get("reference_importtime_total_ms")
+    if not total:
+        return []
+    columns = {"reference": cold.get("reference_families_ms", {})}
+    columns.update({name: row.get("import_families_ms", {}) for name, row in cold["handlers"].items()})
+    families = sorted(
+        {family for shares in columns.values() for family in shares},
+        key=lambda family: (
+            family == OTHER_FAMILY,
+            -max(shares.get(family, 0) for shares in columns.values()),
+        ),
+    )
+    lines = [
+        "| where the import CPU goes (`-X importtime` self times, no bytecode) as a share of the reference's "
+        "| " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for family in families:
+        shares = [f"{columns[name].get(family, 0) / total:.2f}" for name in columns]
+        lines.append(f"| {family} | " + " | ".join(shares) + " |")
+    sums = [f"**{sum(shares.values()) / total:.2f}**" for shares in columns.values()]
+    lines.append("| total | " + " | ".join(sums) + " |")
     return lines
 
 

@@ -161,6 +161,19 @@ class MotoProcess:
             BillingMode="PAY_PER_REQUEST",
         )
 
+    def put_groups(self, configs: dict[str, Any], stage: str) -> None:
+        """The group configs as a deployed stack keeps them: a SecureString each, under the stage's prefix."""
+        import boto3
+
+        ssm = boto3.client("ssm", endpoint_url=self.url, region_name="eu-central-1")
+        for key, config in configs.items():
+            ssm.put_parameter(
+                Name=f"/salesmanago/{stage}/groups/{key}",
+                Value=json.dumps(config),
+                Type="SecureString",
+                Overwrite=True,
+            )
+
     def close(self) -> None:
         self.process.terminate()
         try:
@@ -415,9 +428,12 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
 
 # ---- memory ------------------------------------------------------------------------------------
 def memory(
-    python: str, dirs: coldstart.Dirs, groups_file: Path, variants: dict[str, dict[str, str]]
+    python: str, dirs: coldstart.Dirs, groups_file: Path, variants: dict[str, dict[str, str | None]]
 ) -> dict[str, Any]:
-    """Peak RSS of one 500-record invocation, each in a fresh python3.13 with the layer as built."""
+    """Peak RSS of one 500-record invocation, each in a fresh python3.13 with the layer as built.
+
+    A variant's ``None`` removes a variable: without ``SALESMANAGO_GROUPS_FILE`` the groups come
+    from SSM, as in a deployed function."""
     load = workload(RECORDS_PER_INVOCATION, GROUP_COUNT, seed=7, tag=f"memory{time.time_ns()}")
     event_file = TMP / "memory_event.json"
     event_file.write_text(json.dumps(load.events[0]))
@@ -425,11 +441,12 @@ def memory(
     for label, extra in variants.items():
         env = {
             **coldstart.lambda_env(ROOT / "functions" / "sqs_consumer"),
-            **extra,
             "SALESMANAGO_GROUPS_FILE": str(groups_file),
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(dirs.layer), str(dirs.runtime)]),
+            **extra,
         }
+        env = {name: value for name, value in env.items() if value is not None}
         done = subprocess.run(  # noqa: S603 - our own probe
             [python, "-m", "bench.memory_probe", str(event_file)],
             cwd=ROOT,
@@ -689,10 +706,19 @@ def main(argv: list[str] | None = None) -> int:
         if python313:
             dirs = coldstart.prepare(python313, progress)
             sandbox.send("latency 0")
-            progress("memory: one 500-record invocation in a fresh python3.13, idempotency off and on")
-            probes: dict[str, dict[str, str]] = {"off": {"IDEMPOTENCY_TABLE_NAME": ""}}
+            progress(
+                "memory: one 500-record invocation in a fresh python3.13 (idempotency off, on, groups in SSM)"
+            )
+            probes: dict[str, dict[str, str | None]] = {"off": {"IDEMPOTENCY_TABLE_NAME": ""}}
             if moto is not None and "on" in results["cpu"]:
                 probes["on"] = {"IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE, "AWS_ENDPOINT_URL": moto.url}
+                # As deployed: the first invocation reads each group's SecureString (boto3, SSM's client).
+                moto.put_groups(json.loads(groups_file.read_text()), stage="bench")
+                probes["off, groups from SSM"] = {
+                    "IDEMPOTENCY_TABLE_NAME": "",
+                    "AWS_ENDPOINT_URL": moto.url,
+                    "SALESMANAGO_GROUPS_FILE": None,
+                }
             results["memory"] = memory(python313, dirs, groups_file, probes)
             if not args.skip_coldstart:
                 results["cold_start"] = coldstart.measure(python313, dirs, args.samples, progress)
