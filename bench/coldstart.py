@@ -230,21 +230,27 @@ def _self_times(stderr: str, module: str) -> Counter[str]:
     return totals
 
 
-def breakdown(python: str, cwd: Path, module: str, dirs: Dirs) -> dict[str, dict[str, float]]:
-    """``-X importtime`` self times (median of runs, ms): the largest top-level packages, and every
-    package summed into its family (``FAMILIES``), with the total."""
+def breakdown(python: str, cwd: Path, module: str, dirs: Dirs) -> dict[str, Any]:
+    """``-X importtime`` self times: the largest top-level packages (median of runs, ms), and the
+    fraction of the import each family of packages (``FAMILIES``) takes (median of the runs'
+    fractions: within one run the machine's speed is the same for every package)."""
     runs = [
         _self_times(_probe(python, cwd, module, dirs, "source", "-X", "importtime").stderr, module)
         for _ in range(BREAKDOWN_SAMPLES)
     ]
     medians = Counter({name: statistics.median(run[name] for run in runs) for name in set().union(*runs)})
-    families: Counter[str] = Counter()
-    for name, us in medians.items():
-        families[FAMILIES.get(name, OTHER_FAMILY)] += us
+    fractions: dict[str, list[float]] = {}
+    for run in runs:
+        families: Counter[str] = Counter()
+        for name, us in run.items():
+            families[FAMILIES.get(name, OTHER_FAMILY)] += us
+        total = sum(families.values()) or 1
+        for family in set(FAMILIES.values()) | {OTHER_FAMILY}:
+            fractions.setdefault(family, []).append(families[family] / total)
+    shares = {family: round(statistics.median(values), 3) for family, values in fractions.items()}
     return {
         "packages": {name: round(us / 1000, 1) for name, us in medians.most_common(BREAKDOWN_TOP)},
-        "families": {name: round(us / 1000, 1) for name, us in families.most_common()},
-        "total": round(sum(medians.values()) / 1000, 1),
+        "family_fractions": dict(sorted(shares.items(), key=lambda item: -item[1])),
     }
 
 
@@ -306,14 +312,12 @@ def measure(python: str, dirs: Dirs, samples: int, progress: Progress) -> dict[s
         row["bytecode_gain_pct"] = round(100 * row["bytecode_gain_ms"] / row["source_ms"], 1)
         split = breakdown(python, cwd, module, dirs)
         row["import_breakdown_ms"] = split["packages"]
-        row["import_families_ms"] = split["families"]
-        row["importtime_total_ms"] = split["total"]
+        row["import_family_fractions"] = split["family_fractions"]
         result["handlers"][name] = row
     ref_cwd, ref_module = found["reference"]
     split = breakdown(python, ref_cwd, ref_module, dirs)
     result["reference_breakdown_ms"] = split["packages"]
-    result["reference_families_ms"] = split["families"]
-    result["reference_importtime_total_ms"] = split["total"]
+    result["reference_family_fractions"] = split["family_fractions"]
     return result
 
 
@@ -341,29 +345,33 @@ def table_lines(cold: dict[str, Any]) -> list[str]:
 
 
 def family_lines(cold: dict[str, Any]) -> list[str]:
-    """Where each import's time goes, as shares of the reference's import: what a target can be met with."""
-    total = cold.get("reference_importtime_total_ms")
-    if not total:
+    """Where each import's time goes, in shares of the reference's import: each family's fraction
+    of the import (``-X importtime``) times the import's measured ratio to the reference."""
+    columns = {"reference": (1.0, cold.get("reference_family_fractions") or {})}
+    for name, row in cold["handlers"].items():
+        columns[name] = (row["source_ratio"], row.get("import_family_fractions") or {})
+    if not all(fractions for _, fractions in columns.values()):
         return []
-    columns = {"reference": cold.get("reference_families_ms", {})}
-    columns.update({name: row.get("import_families_ms", {}) for name, row in cold["handlers"].items()})
     families = sorted(
-        {family for shares in columns.values() for family in shares},
+        {family for _, fractions in columns.values() for family in fractions},
         key=lambda family: (
             family == OTHER_FAMILY,
-            -max(shares.get(family, 0) for shares in columns.values()),
+            -max(ratio * fractions.get(family, 0) for ratio, fractions in columns.values()),
         ),
     )
     lines = [
-        "| where the import CPU goes (`-X importtime` self times, no bytecode) as a share of the reference's "
-        "| " + " | ".join(columns) + " |",
+        "| where the import CPU goes, in shares of the reference's import (no bytecode; "
+        "split by `-X importtime` self times) | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
     for family in families:
-        shares = [f"{columns[name].get(family, 0) / total:.2f}" for name in columns]
+        shares = [f"{ratio * fractions.get(family, 0):.2f}" for ratio, fractions in columns.values()]
         lines.append(f"| {family} | " + " | ".join(shares) + " |")
-    sums = [f"**{sum(shares.values()) / total:.2f}**" for shares in columns.values()]
-    lines.append("| total | " + " | ".join(sums) + " |")
+    lines.append(
+        "| total (the ratio above) | "
+        + " | ".join(f"**{ratio:.2f}**" for ratio, _ in columns.values())
+        + " |"
+    )
     return lines
 
 
