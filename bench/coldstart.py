@@ -66,10 +66,13 @@ PROBE = (
     "__import__(sys.argv[1])\n"
     "sys.stdout.write(f'{time.perf_counter() - w} {time.process_time() - c}\\n')\n"
 )
-VARIANTS = {
-    "source": ("layer", "runtime"),  # as shipped today: no bytecode anywhere
-    "layer_pyc": ("layer_pyc", "runtime"),  # bytecode shipped in the layer
-    "all_pyc": ("layer_pyc", "runtime_pyc"),  # and the runtime's boto3 precompiled
+VARIANTS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "source": ("layer", "runtime", {}),  # as shipped today: no bytecode anywhere
+    "layer_pyc": ("layer_pyc", "runtime", {}),  # bytecode shipped in the layer
+    "all_pyc": ("layer_pyc", "runtime_pyc", {}),  # and the runtime's boto3 precompiled
+    # No bytecode, tracing disabled: Powertools' Tracer then patches nothing (botocore is not
+    # imported at init) but still loads the X-Ray SDK. What leaving tracing out would give.
+    "untraced": ("layer", "runtime", {"POWERTOOLS_TRACE_DISABLED": "true"}),
 }
 
 Progress = Callable[[str], None]
@@ -205,8 +208,12 @@ def targets() -> dict[str, tuple[Path, str]]:
 
 
 def _probe(python: str, cwd: Path, module: str, dirs: Dirs, variant: str, *flags: str) -> Any:
-    layer, runtime = VARIANTS[variant]
-    env = {**lambda_env(cwd), "PYTHONPATH": os.pathsep.join([str(dirs.get(layer)), str(dirs.get(runtime))])}
+    layer, runtime, extra = VARIANTS[variant]
+    env = {
+        **lambda_env(cwd),
+        **extra,
+        "PYTHONPATH": os.pathsep.join([str(dirs.get(layer)), str(dirs.get(runtime))]),
+    }
     return subprocess.run(  # noqa: S603 - the interpreter under test
         [python, *flags, "-c", PROBE, module], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
@@ -281,7 +288,8 @@ def measure(python: str, dirs: Dirs, samples: int, progress: Progress) -> dict[s
         "samples": samples,
         "statistic": "median CPU ms of the import in a fresh interpreter (wall-clock medians alongside)",
         "variants": {
-            name: f"layer={layer}, runtime={runtime}" for name, (layer, runtime) in VARIANTS.items()
+            name: f"layer={layer}, runtime={runtime}" + "".join(f", {k}={v}" for k, v in extra.items())
+            for name, (layer, runtime, extra) in VARIANTS.items()
         },
         "reference": {
             variant: round(medians[("reference", variant)], 1)
@@ -325,28 +333,32 @@ def table_lines(cold: dict[str, Any]) -> list[str]:
     ref = cold["reference"]
     lines = [
         f"| cold import, python3.13, CPU ms, median of {cold['samples']} | no bytecode | / reference "
-        "| (wall ms, / reference) | layer bytecode | gain | + runtime bytecode | / reference |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| (wall ms, / reference) | tracing off, / reference | layer bytecode | gain | + runtime bytecode "
+        "| / reference |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| reference (boto3 + Powertools + pydantic + requests) | {ref['source']:,.0f} | 1.00 "
-        f"| {cold['reference_wall']['source']:,.0f}, 1.00 "
+        f"| {cold['reference_wall']['source']:,.0f}, 1.00 | {ref['untraced']:,.0f}, 1.00 "
         f"| {ref['layer_pyc']:,.0f} | {ref['source'] - ref['layer_pyc']:,.0f} "
         f"({100 * (ref['source'] - ref['layer_pyc']) / ref['source']:.0f}%) | {ref['all_pyc']:,.0f} | 1.00 |",
     ]
     for name, row in cold["handlers"].items():
         lines.append(
             f"| {name} | {row['source_ms']:,.0f} | {row['source_ratio']:.2f} "
-            f"| {row['source_wall_ms']:,.0f}, {row['source_wall_ratio']:.2f} | {row['layer_pyc_ms']:,.0f} "
+            f"| {row['source_wall_ms']:,.0f}, {row['source_wall_ratio']:.2f} "
+            f"| {row['untraced_ms']:,.0f}, {row['untraced_ratio']:.2f} | {row['layer_pyc_ms']:,.0f} "
             f"| {row['bytecode_gain_ms']:,.0f} ({row['bytecode_gain_pct']:.0f}%) "
             f"| {row['all_pyc_ms']:,.0f} | {row['all_pyc_ratio']:.2f} |"
         )
     for name, error in cold.get("errors", {}).items():
-        lines.append(f"| {name} | import failed: {error} | | | | | | |")
+        lines.append(f"| {name} | import failed: {error} | | | | | | | |")
     return [*lines, "", *family_lines(cold)]
 
 
 def family_lines(cold: dict[str, Any]) -> list[str]:
     """Where each import's time goes, in shares of the reference's import: each family's fraction
-    of the import (``-X importtime``) times the import's measured ratio to the reference."""
+    of the import (``-X importtime``, median of runs) times the import's measured ratio to the
+    reference. Approximate: the ratio's noise spreads over every row, and medians of fractions
+    need not add up to exactly the total."""
     columns = {"reference": (1.0, cold.get("reference_family_fractions") or {})}
     for name, row in cold["handlers"].items():
         columns[name] = (row["source_ratio"], row.get("import_family_fractions") or {})
