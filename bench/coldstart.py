@@ -219,6 +219,11 @@ def _probe(python: str, cwd: Path, module: str, dirs: Dirs, variant: str, *flags
     )
 
 
+def failure_line(done: subprocess.CompletedProcess[str]) -> str:
+    """What a failed probe said last (its exception), short enough for a table cell."""
+    return (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
+
+
 def _self_times(stderr: str, module: str) -> Counter[str]:
     """Self times per top-level package, of the probed import's tree only: what the interpreter's
     startup imported before it is not seen by the probe's timer either."""
@@ -275,7 +280,7 @@ def measure(python: str, dirs: Dirs, samples: int, progress: Progress) -> dict[s
                     continue
                 done = _probe(python, cwd, module, dirs, variant)
                 if done.returncode != 0:
-                    errors[name] = (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
+                    errors[name] = failure_line(done)
                     continue
                 wall_s, cpu_s = (float(x) for x in done.stdout.split()[-2:])
                 wall.setdefault((name, variant), []).append(wall_s)

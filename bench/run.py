@@ -56,6 +56,7 @@ PIP_INSTALL = ("-m", "pip", "install", "-q", "--disable-pip-version-check")
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
+SQS_CONSUMER = ROOT / "functions" / "sqs_consumer"  # the function the memory probes run
 TMP = BENCH / ".tmp" / "run"
 RESULTS = BENCH / "results.json"
 README = BENCH / "README.md"
@@ -445,7 +446,7 @@ def memory(
     figures = {}
     for label, extra in variants.items():
         env = {
-            **coldstart.lambda_env(ROOT / "functions" / "sqs_consumer"),
+            **coldstart.lambda_env(SQS_CONSUMER),
             "SALESMANAGO_GROUPS_FILE": str(groups_file),
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(dirs.layer), str(dirs.runtime)]),
@@ -461,7 +462,7 @@ def memory(
             check=False,
         )
         if done.returncode != 0:  # one probe failing must not lose the whole run's figures
-            figures[label] = {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+            figures[label] = {"error": coldstart.failure_line(done)}
             continue
         lines = done.stdout.strip().splitlines()
         probe = json.loads(lines[-1])
@@ -747,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     moto.put_groups(
                         json.loads(groups_file.read_text()),
-                        coldstart.lambda_env(ROOT / "functions" / "sqs_consumer"),
+                        coldstart.lambda_env(SQS_CONSUMER),
                     )
                     probes[DEPLOYED_PROBE] = {
                         "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
