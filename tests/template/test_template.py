@@ -441,6 +441,8 @@ def test_layer_ships_bytecode_and_not_what_the_runtime_provides(sam_template: di
     assert "manylinux2014_aarch64" in recipe and "--python-version 3.13" in recipe
     assert "botocore" in recipe.split("RUNTIME_PROVIDED =")[1].splitlines()[0]
     assert "compileall" in recipe and "--invalidation-mode unchecked-hash" in recipe
+    # from the hashed lock only (tests/unit/test_dependency_locks.py checks the lock itself)
+    assert "--require-hashes -r requirements.lock" in recipe
 
 
 def test_every_function_code_folder_has_its_handler(sam_template: dict[str, Any]) -> None:
