@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge_cli import dlq, groups, runner, send, validate
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_USAGE, CliError, explain_aws_error
+from salesmanago_bridge.privacy import use_key_loader
 
 DEBUG_ENV = "BRIDGE_DEBUG"
 EPILOG = """\
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED_ITEMS
     finally:
         signal.signal(signal.SIGTERM, previous)
+        use_key_loader(None)  # a command's pseudonym key (bridge dlq: the stage's) ends with it
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -24,6 +24,7 @@ from bridge_cli.aws import AwsContext, add_aws_options, add_stack_option
 from bridge_cli.dead_letters import DeadLetter, parse_message
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, explain_aws_error
 from bridge_cli.progress import Progress
+from bridge_cli.pseudonyms import use_stage_key
 from bridge_cli.publishers import Deliverer, Entry, batches, make_publisher
 from bridge_cli.targets import TargetKind, dead_letter_queues, resolve_target
 from salesmanago_bridge.commands import Action
@@ -300,6 +301,7 @@ class DeadLetterReader:
 
 def _open(args: argparse.Namespace, visibility_s: int) -> tuple[AwsContext, DeadLetterReader, str]:
     aws = AwsContext.from_args(args)
+    use_stage_key(aws)  # read only if a pseudonym is shown
     queues = dead_letter_queues(aws, stack=args.stack, queue_urls=args.dlq_url)
     where = "the given queues" if args.dlq_url else f"stack {aws.stack_name(args.stack)}"
     return aws, DeadLetterReader(aws.client("sqs"), queues, visibility_s), where

@@ -44,6 +44,9 @@ class Settings(BaseModel):
     idempotency_ttl_s: int = Field(86400, alias="IDEMPOTENCY_TTL_S", ge=60)
     dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    # The Secrets Manager secret (ARN or name) holding the pseudonym key; unset → a random key per
+    # process (privacy.py). The template sets it to its PseudonymKey.
+    pseudonym_key_secret_id: str | None = Field(None, alias="PSEUDONYM_KEY_SECRET_ID")
 
     @field_validator("*", mode="before")
     @classmethod
@@ -60,6 +63,11 @@ class Settings(BaseModel):
 
     def group_parameter_name(self, group_key: str) -> str:
         return f"{self.parameter_prefix}/groups/{group_key}"
+
+    @property
+    def pseudonym_key_secret_name(self) -> str:
+        """The name the template gives the stage's pseudonym key (the CLI finds it by stage)."""
+        return f"salesmanago/{self.stage}/pseudonym-key"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
