@@ -64,6 +64,10 @@ class Settings(BaseModel):
     def group_parameter_name(self, group_key: str) -> str:
         return f"{self.parameter_prefix}/groups/{group_key}"
 
+    def api_key_parameter_name(self, api_key_id: str) -> str:
+        """The index entry listing the groups an API key may use (a plain String, no secret)."""
+        return f"{self.parameter_prefix}/api-keys/{api_key_id}"
+
     @property
     def pseudonym_key_secret_name(self) -> str:
         """The name the template gives the stage's pseudonym key (the CLI finds it by stage)."""
