@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge_cli.aws import AwsContext, add_aws_options, add_stack_option
+from bridge_cli.aws import AwsContext, add_command, add_stack_option, print_usage
 from bridge_cli.dead_letters import DeadLetter, parse_message
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, explain_aws_error
 from bridge_cli.progress import Progress
@@ -72,7 +72,7 @@ def add_parser(subparsers: Any) -> None:
         epilog="example:\n  bridge dlq summary --stack salesmanago-bridge-prod\n",
     )
     commands = parser.add_subparsers(dest="dlq_command", metavar="{summary,show,redrive}")
-    parser.set_defaults(handler=lambda args: _help(parser))
+    parser.set_defaults(handler=lambda args: print_usage(parser))
     summary = _subparser(
         commands, "summary", "counts by queue, error type, action, group and day", SUMMARY_EXAMPLES
     )
@@ -99,19 +99,8 @@ def add_parser(subparsers: Any) -> None:
     redrive.set_defaults(handler=run_redrive)
 
 
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def _subparser(commands: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
-        name,
-        help=summary,
-        description=f"bridge dlq {name}: {summary}.",
-        epilog=examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(commands, "dlq", name, summary, examples)
     where = parser.add_argument_group("queues")
     add_stack_option(where)
     where.add_argument(
@@ -127,11 +116,19 @@ def _subparser(commands: Any, name: str, summary: str, examples: str) -> argpars
     filters.add_argument("--action", action="append", choices=[a.value for a in Action])
     filters.add_argument("--group", action="append", help="group_key")
     filters.add_argument("--older-than", help="first failed before: 30m, 12h, 7d, 2w, or a date 2025-06-01")
-    add_aws_options(parser)
     return parser
 
 
 # ---------------------------------------------------------------- filters
+
+
+def parse_duration(value: str) -> timedelta | None:
+    """``30m``, ``12h``, ``7d``, ``2w`` (or ``0``) as a timedelta; None when it is not one."""
+    text = value.strip().lower()
+    if text == "0":
+        return timedelta(0)
+    match = DURATION.match(text)
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))}) if match else None
 
 
 def parse_older_than(value: str | None, now: datetime) -> datetime | None:
@@ -142,9 +139,9 @@ def parse_older_than(value: str | None, now: datetime) -> datetime | None:
     """
     if not value:
         return None
-    match = DURATION.match(value.strip().lower())
-    if match:
-        return now - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    span = parse_duration(value)
+    if span is not None:
+        return now - span
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
