@@ -104,6 +104,10 @@ cli-demo: $(STAMP) ## the `bridge` CLI end to end on moto's server: 50,000-conta
 bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start (a few minutes; not in test)
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
 
+.PHONY: keys-demo
+keys-demo: $(STAMP) ## `bridge keys` create, rotate, expire, revoke on moto, and the API's answer to each key
+	$(BIN)/python -m local.keys_demo
+
 .PHONY: chaos fuzz
 chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 [SEED=7]
 	$(BIN)/python -m tests.reliability.chaos --commands $(or $(N),10000) --fault-rate $(or $(RATE),0.3) $(if $(SEED),--seed $(SEED))
