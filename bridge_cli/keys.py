@@ -150,6 +150,14 @@ class Keys:
         except (ClientError, BotoCoreError) as exc:
             raise explain_aws_error(exc, "the account's API keys") from None
 
+    def stage_keys(self, bound: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+        """This stage's keys: tagged with it by `create`, or listed by one of its groups."""
+        return [
+            key
+            for key in self.all_keys()
+            if (key.get("tags") or {}).get(STAGE_TAG) == self.aws.stage or key["id"] in bound
+        ]
+
     def plans_of(self, key_id: str) -> list[dict[str, Any]]:
         reply = self._call(f"usage plans of key {key_id}", "get_usage_plans", keyId=key_id, limit=500)
         return list(reply.get("items") or [])
@@ -327,17 +335,27 @@ def run_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def rotation(key: dict[str, Any]) -> tuple[str, datetime] | None:
+    """(successor, end of the overlap) of a key `rotate` left working, from its description."""
+    found = ROTATED.search(key.get("description") or "") if key.get("enabled") else None
+    if found is None:
+        return None
+    try:
+        until = datetime.fromisoformat(found["until"].replace("Z", "+00:00"))
+    except ValueError:
+        return None  # a description edited by hand: not ours to act on
+    return found["successor"], until if until.tzinfo else until.replace(tzinfo=UTC)
+
+
 def run_expire(args: argparse.Namespace) -> int:
     keys = Keys(AwsContext.from_args(args), sys.stdout)
     now, retired = keys.now(), 0
-    for key in keys.all_keys():
-        rotation = ROTATED.search(key.get("description") or "")
-        if rotation is None or not key.get("enabled"):
+    for key in keys.stage_keys(expected_index(keys.ssm, keys.settings)):
+        rotated = rotation(key)
+        if rotated is None or rotated[1] > now:
             continue
-        until = datetime.fromisoformat(rotation["until"].replace("Z", "+00:00"))
-        if until > now:
-            continue
-        groups, _ = keys.retire(key["id"], f"retired {_stamp(now)}: replaced by {rotation['successor']}")
+        successor, until = rotated
+        groups, _ = keys.retire(key["id"], f"retired {_stamp(now)}: replaced by {successor}")
         keys.out.write(
             f"retired API key {key['id']} (overlap ended {_stamp(until)}): unbound from {', '.join(groups)}\n"
         )
@@ -351,24 +369,20 @@ def run_expire(args: argparse.Namespace) -> int:
 def _state(key: dict[str, Any], now: datetime) -> str:
     if not key.get("enabled"):
         return "disabled"
-    rotation = ROTATED.search(key.get("description") or "")
-    if rotation is None:
+    rotated = rotation(key)
+    if rotated is None:
         return "enabled"
-    until = datetime.fromisoformat(rotation["until"].replace("Z", "+00:00"))
+    successor, until = rotated
     if until <= now:
         return f"overlap ended {_stamp(until)}: run `bridge keys expire`"
-    return f"rotating, until {_stamp(until)} (successor {rotation['successor']})"
+    return f"rotating, until {_stamp(until)} (successor {successor})"
 
 
 def run_list(args: argparse.Namespace) -> int:
     keys = Keys(AwsContext.from_args(args), sys.stdout)
     bound = expected_index(keys.ssm, keys.settings)
     indexed = current_index(keys.ssm, keys.settings)
-    stage_keys = [
-        key
-        for key in keys.all_keys()
-        if (key.get("tags") or {}).get(STAGE_TAG) == keys.aws.stage or key["id"] in bound
-    ]
+    stage_keys = keys.stage_keys(bound)
     out, now = keys.out, keys.now()
     if not stage_keys:
         out.write(f"no API keys for stage {keys.aws.stage}\n")

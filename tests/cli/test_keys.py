@@ -217,3 +217,21 @@ def test_keys_bad_input_names_the_field_and_the_problem(cli, tenants, argv, prob
 
     assert result.code == 2
     assert problem in result.err
+
+
+def test_keys_expire_leaves_other_stages_keys_alone(cli, tenants):
+    # Given: another stage's key, rotated long ago
+    other = tenants["api"].create_api_key(
+        name="prod-erp",
+        enabled=True,
+        description="rotated: replaced by abc123, retire after 2020-01-01T00:00:00Z",
+        tags={keys_module.STAGE_TAG: "prod"},
+    )
+
+    # When
+    expired = cli("keys", "expire")
+
+    # Then
+    assert "no rotated key is past its overlap" in expired.out
+    assert tenants["api"].get_api_key(apiKey=other["id"])["enabled"] is True
+    assert other["id"] not in cli("keys", "list").out
