@@ -333,6 +333,8 @@ def run_check(args: argparse.Namespace) -> int:
     logger.setLevel(logging.WARNING)  # the client's retry lines would interleave with the report
     if args.group is None:
         return run_check_index(args)
+    if args.repair:
+        raise UsageError("--repair works on the API key index: leave out the group")
     group = _check_key(args.group)
     out = sys.stdout
     try:
