@@ -27,6 +27,8 @@ from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
     DeadlineError,
+    EventInFlightError,
+    HeldForOrderError,
     InternalError,
     OutcomeUnknownError,
     TransientError,
@@ -237,7 +239,7 @@ class Dispatcher:
             ready = []
             for work in round_works:
                 if work.keys & blocked:
-                    results[work.position] = DeadlineError(
+                    results[work.position] = HeldForOrderError(
                         "an earlier command for the same contact must succeed first"
                     )
                 elif self._deadline_near():
@@ -274,7 +276,9 @@ class Dispatcher:
                 metrics.count(DUPLICATES_SUPPRESSED, action=str(Action.EVENT_CREATE))
                 results[work.position] = {**(claim.stored or {}), "duplicate": True}
             elif claim.kind is ClaimKind.BUSY:
-                results[work.position] = DeadlineError("the same event is being sent by another invocation")
+                results[work.position] = EventInFlightError(
+                    "the same event is being sent by another invocation"
+                )
             elif claim.kind is ClaimKind.CONFLICT:
                 results[work.position] = IdempotencyConflictError(
                     "this event id was already used for other content"

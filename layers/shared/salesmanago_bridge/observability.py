@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -106,8 +105,3 @@ class MetricsRecorder:
 
 
 metrics = MetricsRecorder()
-
-
-def log_extra(**fields: Any) -> dict[str, Any]:
-    """Structured fields for a log line, with any e-mail value pseudonymized."""
-    return {key: scrub(value) if isinstance(value, str) else value for key, value in fields.items()}
