@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 from salesmanago_bridge.batching import Chunk, Work, ordering_keys, plan_chunks, plan_rounds
 from salesmanago_bridge.claims import ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.client import SalesmanagoClient
-from salesmanago_bridge.commands import GROUP_KEY_PATTERN, Action, Command, CommandEnvelope
+from salesmanago_bridge.commands import (
+    GROUP_KEY_PATTERN,
+    LOCATION_MISMATCH,
+    Action,
+    Command,
+    CommandEnvelope,
+)
 from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
 from salesmanago_bridge.errors import (
     AuthError,
@@ -38,6 +44,7 @@ from salesmanago_bridge.observability import (
     COMMANDS_RETRIED,
     DUPLICATES_SUPPRESSED,
     IGNORED_PRODUCT_FIELDS,
+    LOCATION_MISMATCHES,
     OUTCOME_RECONCILED,
     OUTCOME_UNKNOWN,
     logger,
@@ -398,6 +405,8 @@ class Dispatcher:
 
     def _count_applied(self, command: Command, result: dict[str, Any]) -> None:
         metrics.count(COMMANDS_APPLIED, action=str(command.action))
+        if command.warnings:
+            self._report_warnings(command, result)
         if command.ignored_fields:
             result["ignored_fields"] = list(command.ignored_fields)
             metrics.count(IGNORED_PRODUCT_FIELDS, len(command.ignored_fields), action=str(command.action))
@@ -405,6 +414,19 @@ class Dispatcher:
                 "product fields ignored: no field map takes them",
                 extra={"ignored_fields": command.ignored_fields, "command_id": command.id},
             )
+
+    @staticmethod
+    def _report_warnings(command: Command, result: dict[str, Any]) -> None:
+        """Ours first (trims, location), then SALESmanago's own; each once, whatever the retries."""
+        theirs = [w for w in result.get("warnings") or [] if w not in command.warnings]
+        result["warnings"] = [*command.warnings, *theirs]
+        mismatches = sum(w.startswith(LOCATION_MISMATCH) for w in command.warnings)
+        if mismatches:
+            metrics.count(LOCATION_MISMATCHES, mismatches, action=str(command.action))
+        logger.warning(
+            "command applied with warnings",
+            extra={"warnings": list(command.warnings), "command_id": command.id},
+        )
 
     @staticmethod
     def _count_failure(action: str, error: BridgeError) -> None:
