@@ -17,7 +17,7 @@ from salesmanago_bridge.batching import Work
 from salesmanago_bridge.catalogs import read_catalog
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import CommandEnvelope
-from salesmanago_bridge.dispatch import find_event
+from salesmanago_bridge.dispatch import Dispatcher, find_event
 from salesmanago_bridge.errors import OutcomeUnknownError
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig
 from salesmanago_bridge.mapping import contact_view
@@ -150,3 +150,31 @@ def test_delete_answered_as_json_or_bare_200_is_success(groups_file: Path, name:
 
     # Then
     assert answer["success"] is True
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        {"email": "ada@customer.example.com"},
+        {"email": "ada@customer.example.com", "contactExtEvents": [{"type": "PURCHASE", "time": 1}]},
+    ],
+    ids=["no-events-key", "unknown-item-shape"],
+)
+def test_doubtful_event_not_resent_when_the_events_cannot_be_read(
+    groups_file: Path, contact: dict[str, Any]
+) -> None:
+    # Given a doubtful event, and a contact/list reply whose events the bridge cannot read
+    class Lists:
+        def call_v2(self, group: Any, path: str, body: dict[str, Any], *, action: str) -> dict[str, Any]:
+            return {"success": True, "message": [], "contacts": [contact]}
+
+    settings = Settings.model_validate({"SALESMANAGO_GROUPS_FILE": str(groups_file)})
+    dispatcher = Dispatcher(settings, FileGroupStore(groups_file), Lists(), None)  # type: ignore[arg-type]
+    work = event_work(0, "ada@customer.example.com")
+
+    # When
+    found, unsent = dispatcher._reconcile([work])
+
+    # Then it stays doubtful (handed back, reconciled later), it is not sent again
+    assert unsent == []
+    assert isinstance(found[0], OutcomeUnknownError)

@@ -346,9 +346,14 @@ class Dispatcher:
                     failed.update(dict.fromkeys(batch, doubt))
                     continue
                 for contact in reply.get("contacts") or []:
-                    events[str(contact.get("email", "")).lower()] = list(
-                        contact.get("contactExtEvents") or []
-                    )
+                    email = str(contact.get("email", "")).lower()
+                    stored = contact.get("contactExtEvents")
+                    if readable_events(stored):
+                        events[email] = list(stored)
+                    else:  # the item shape is unverified: never read "not found" into a shape we miss
+                        failed[email] = OutcomeUnknownError(
+                            "the contact's events came in a shape the bridge cannot read; not sent again"
+                        )
             for work in members:
                 email = work.command.email or ""
                 metrics.count(OUTCOME_RECONCILED, action=str(Action.EVENT_CREATE))
@@ -491,6 +496,17 @@ class Dispatcher:
         counts = Counter(f"{o.action}:{o.status}" for o in outcomes)
         if counts:
             logger.info("invocation done", extra={"outcomes": dict(counts)})
+
+
+def readable_events(stored: Any) -> bool:
+    """Whether a contact's ``contactExtEvents`` has the item shape ``find_event`` reads.
+
+    That shape is not shown by any source we have (docs/salesmanago.md): a missing list, or items
+    without a type and a date, make a lookup inconclusive rather than a proof of absence.
+    """
+    return isinstance(stored, list) and all(
+        isinstance(item, dict) and "contactExtEventType" in item and "date" in item for item in stored
+    )
 
 
 def find_event(events: list[dict[str, Any]], command: Command) -> dict[str, Any] | None:
