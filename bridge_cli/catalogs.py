@@ -15,6 +15,7 @@ from typing import Any
 from bridge_cli.aws import add_aws_options
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, UsageError
 from bridge_cli.groups import CHECK_ENV, _check_key, _load_for_check
+from bridge_cli.parsers import show_help, subcommand
 from salesmanago_bridge.errors import BridgeError, GroupConfigError, ValidationFailedError
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.settings import Settings
@@ -40,7 +41,7 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(handler=lambda args: _help(parser))
+    parser.set_defaults(handler=lambda args: show_help(parser))
     commands = parser.add_subparsers(dest="catalogs_command", metavar="{list,create}")
     listing = _subparser(commands, "list", "the account's catalogs and its limit", LIST_EXAMPLES)
     listing.set_defaults(handler=run_list)
@@ -52,19 +53,8 @@ def add_parser(subparsers: Any) -> None:
     create.set_defaults(handler=run_create)
 
 
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def _subparser(commands: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
-        name,
-        help=summary,
-        description=f"bridge catalogs {name}: {summary}.",
-        epilog=examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = subcommand(commands, "catalogs", name, summary, examples)
     parser.add_argument("--group", required=True, help="the group_key whose account to use")
     parser.add_argument("--groups-file", type=Path, help="read the config from this file instead of SSM")
     add_aws_options(parser)
