@@ -126,9 +126,8 @@ def product_item(product: ProductData) -> dict[str, Any]:
         item["systemDetails"] = system
     # An upsert keeps what it omits: clear what SALESmanago's own library clears, nothing wider
     # (a field another integration wrote must survive). Sent even when empty, as the library does.
-    item["setAsNull"] = [*(() if "discountPrice" in item else ("discountPrice",))] + [
-        name for name in PRODUCT_DETAILS if name not in details
-    ]
+    cleared = [] if "discountPrice" in item else ["discountPrice"]
+    item["setAsNull"] = cleared + [name for name in PRODUCT_DETAILS if name not in details]
     return item
 
 
