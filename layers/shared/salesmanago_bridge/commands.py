@@ -581,10 +581,8 @@ class CommandEnvelope(BaseModel):
             defaults: dict[str, Any] = {}
             if routed.get("date") is None:  # the time the message was sent, so a redelivery keeps its id
                 defaults["date"] = sent_at_ms or int(datetime.now(UTC).timestamp() * 1000)
-            if default_location and routed.get("location") in (
-                None,
-                "",
-            ):  # a wrong type is named, not replaced
+            # Only an absent location takes the group's: one of the wrong type is named by validation.
+            if default_location and routed.get("location") in (None, ""):
                 defaults["location"] = default_location
             if defaults:  # a copy: ``routed`` may be the producer's own data
                 routed = {**routed, **defaults}
