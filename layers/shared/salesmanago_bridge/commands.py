@@ -636,12 +636,16 @@ def location_warnings(location: str | None, catalog_location: str | None) -> tup
 
 def trim_warnings(products: tuple[ProductData, ...]) -> tuple[str, ...]:
     """One warning per product value SALESmanago keeps only the first 255 characters of."""
-    return tuple(
-        f"trimmed: data[{index}].{name} cut to {SALESMANAGO_TEXT_LIMIT} characters (SALESmanago's limit)"
-        for index, product in enumerate(products)
-        for name in TRIMMED_PRODUCT_FIELDS
-        if len(getattr(product, name) or "") > SALESMANAGO_TEXT_LIMIT
-    )
+    found = []
+    for index, product in enumerate(products):
+        values = product.__dict__  # a validated model's fields: a third of getattr's cost, per product
+        for name in TRIMMED_PRODUCT_FIELDS:
+            value = values[name]
+            if value is not None and len(value) > SALESMANAGO_TEXT_LIMIT:
+                found.append(
+                    f"trimmed: data[{index}].{name} cut to {SALESMANAGO_TEXT_LIMIT} characters (SALESmanago's limit)"
+                )
+    return tuple(found)
 
 
 def _derive_id(action: Action, group_key: str, data: Any) -> str:
