@@ -69,6 +69,7 @@ LOCATION_MISMATCH = "location_mismatch"
 # library trims them at 255 (salesmanago-api.md §4), so the mapping does too, and says so.
 SALESMANAGO_TEXT_LIMIT = 255
 TRIMMED_PRODUCT_FIELDS = ("brand", "sub_category", *(f"detail{n}" for n in range(1, 6)))
+TRIMMED_TO = f"{SALESMANAGO_TEXT_LIMIT} characters (SALESmanago's limit)"
 EMAIL_MAX_LENGTH = 254
 # Below this an epoch value is surely seconds, not milliseconds (it would be before March 1973).
 MIN_EPOCH_MS = 100_000_000_000
@@ -642,9 +643,7 @@ def trim_warnings(products: tuple[ProductData, ...]) -> tuple[str, ...]:
         for name in TRIMMED_PRODUCT_FIELDS:
             value = values[name]
             if value is not None and len(value) > SALESMANAGO_TEXT_LIMIT:
-                found.append(
-                    f"trimmed: data[{index}].{name} cut to {SALESMANAGO_TEXT_LIMIT} characters (SALESmanago's limit)"
-                )
+                found.append(f"trimmed: data[{index}].{name} cut to {TRIMMED_TO}")
     return tuple(found)
 
 
