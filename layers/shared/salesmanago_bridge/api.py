@@ -263,12 +263,18 @@ class ContactDeleted(_Applied):
 
 class EventCreated(_Applied):
     eventId: str | None = Field(None, description="SALESmanago's id of the event")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="sent anyway, but e.g. `location_mismatch`: the location differs from the catalog's",
+    )
 
 
 class ProductsUpserted(_Applied):
     productIds: list[str]
     ignored_fields: list[str] = Field(default_factory=list, description="fields no field map takes")
-    warnings: list[str] = Field(default_factory=list, description="SALESmanago's warnings (data trimmed)")
+    warnings: list[str] = Field(
+        default_factory=list, description="values trimmed to SALESmanago's limits, and SALESmanago's warnings"
+    )
 
 
 class ContactFound(BaseModel):
@@ -610,7 +616,9 @@ def _reply(action: Action, group_key: str, result: dict[str, Any]) -> BaseModel:
             **common, deleted=bool(result.get("deleted")), already_absent=bool(result.get("already_absent"))
         )
     if action is Action.EVENT_CREATE:
-        return EventCreated(**common, eventId=result.get("eventId"))
+        return EventCreated(
+            **common, eventId=result.get("eventId"), warnings=list(result.get("warnings") or [])
+        )
     return ProductsUpserted(
         **common,
         productIds=list(result.get("productIds") or []),

@@ -25,6 +25,7 @@ SALESMANAGO_REQUESTS = "SalesmanagoRequests"
 SALESMANAGO_LATENCY = "SalesmanagoLatency"
 SALESMANAGO_AUTH_FAILURES = "SalesmanagoAuthFailures"
 IGNORED_PRODUCT_FIELDS = "IgnoredProductFields"
+LOCATION_MISMATCHES = "LocationMismatches"
 # Also emitted with only the `service` dimension, so a plain alarm can watch them across actions.
 SERVICE_WIDE_METRICS = frozenset({COMMANDS_DEAD_LETTERED, SALESMANAGO_AUTH_FAILURES, OUTCOME_UNKNOWN})
 
