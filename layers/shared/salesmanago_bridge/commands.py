@@ -159,9 +159,14 @@ _PLAIN_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s\[\]]+(?:[/?#]\S*)?")
 
 
 def _check_url(value: str) -> str:
-    if _PLAIN_URL.fullmatch(value):
+    # Only ASCII takes the fast path: urlsplit refuses hosts whose NFKC form adds a delimiter
+    # (U+2100 becomes "a/c"), which a character class cannot see.
+    if value.isascii() and _PLAIN_URL.fullmatch(value):
         return value
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # its message quotes the host
+        raise ValueError("must be an absolute http(s) URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(value):
         raise ValueError("must be an absolute http(s) URL")
     return value
