@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,27 +39,6 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", help="AWS named profile (default: $AWS_PROFILE)")
     # Hidden: a local AWS (moto server, LocalStack). boto3 also honours $AWS_ENDPOINT_URL.
     group.add_argument("--endpoint-url", help=argparse.SUPPRESS)
-
-
-def add_command(
-    commands: Any, family: str, name: str, summary: str, examples: str
-) -> argparse.ArgumentParser:
-    """One ``bridge FAMILY NAME`` subcommand with its examples and the AWS options."""
-    parser = commands.add_parser(
-        name,
-        help=summary,
-        description=f"bridge {family} {name}: {summary}.",
-        epilog=examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_aws_options(parser)
-    return parser
-
-
-def print_usage(parser: argparse.ArgumentParser) -> int:
-    """What ``bridge FAMILY`` alone does: its help on stderr, exit 2."""
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def add_stack_option(parser: argparse.ArgumentParser) -> None:

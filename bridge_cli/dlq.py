@@ -20,9 +20,10 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge_cli.aws import AwsContext, add_command, add_stack_option, print_usage
+from bridge_cli.aws import AwsContext, add_aws_options, add_stack_option
 from bridge_cli.dead_letters import DeadLetter, parse_message
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, explain_aws_error
+from bridge_cli.parsers import show_help, subcommand
 from bridge_cli.progress import Progress
 from bridge_cli.pseudonyms import use_stage_key
 from bridge_cli.publishers import Deliverer, Entry, batches, make_publisher
@@ -72,7 +73,7 @@ def add_parser(subparsers: Any) -> None:
         epilog="example:\n  bridge dlq summary --stack salesmanago-bridge-prod\n",
     )
     commands = parser.add_subparsers(dest="dlq_command", metavar="{summary,show,redrive}")
-    parser.set_defaults(handler=lambda args: print_usage(parser))
+    parser.set_defaults(handler=lambda args: show_help(parser))
     summary = _subparser(
         commands, "summary", "counts by queue, error type, action, group and day", SUMMARY_EXAMPLES
     )
@@ -100,7 +101,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _subparser(commands: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    parser = add_command(commands, "dlq", name, summary, examples)
+    parser = subcommand(commands, "dlq", name, summary, examples)
     where = parser.add_argument_group("queues")
     add_stack_option(where)
     where.add_argument(
@@ -116,6 +117,7 @@ def _subparser(commands: Any, name: str, summary: str, examples: str) -> argpars
     filters.add_argument("--action", action="append", choices=[a.value for a in Action])
     filters.add_argument("--group", action="append", help="group_key")
     filters.add_argument("--older-than", help="first failed before: 30m, 12h, 7d, 2w, or a date 2025-06-01")
+    add_aws_options(parser)
     return parser
 
 

@@ -22,11 +22,12 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge_cli.aws import AwsContext, add_command, print_usage
+from bridge_cli.aws import AwsContext, add_aws_options
 from bridge_cli.dlq import parse_duration
 from bridge_cli.errors import EXIT_OK, CliError, UsageError, error_code, explain_aws_error
 from bridge_cli.groups import get_group_parameter, store_group
 from bridge_cli.key_index import current_index, expected_index, sync_index
+from bridge_cli.parsers import show_help, subcommand
 from salesmanago_bridge.commands import GROUP_KEY_PATTERN
 from salesmanago_bridge.settings import Settings
 
@@ -67,7 +68,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=LIST_EXAMPLES,
     )
-    parser.set_defaults(handler=lambda args: print_usage(parser))
+    parser.set_defaults(handler=lambda args: show_help(parser))
     commands = parser.add_subparsers(dest="keys_command", metavar="{create,rotate,revoke,expire,list}")
     create = _subparser(commands, "create", "a new key, in a usage plan, bound to groups", CREATE_EXAMPLES)
     create.add_argument("--group", action="append", required=True, help="a group_key it may use (repeatable)")
@@ -99,7 +100,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _subparser(commands: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    parser = add_command(commands, "keys", name, summary, examples)
+    parser = subcommand(commands, "keys", name, summary, examples)
+    add_aws_options(parser)
     return parser
 
 

@@ -26,6 +26,7 @@ SALESMANAGO_REQUESTS = "SalesmanagoRequests"
 SALESMANAGO_LATENCY = "SalesmanagoLatency"
 SALESMANAGO_AUTH_FAILURES = "SalesmanagoAuthFailures"
 IGNORED_PRODUCT_FIELDS = "IgnoredProductFields"
+LOCATION_MISMATCHES = "LocationMismatches"
 # Also emitted with only the `service` dimension, so a plain alarm can watch them across actions.
 SERVICE_WIDE_METRICS = frozenset({COMMANDS_DEAD_LETTERED, SALESMANAGO_AUTH_FAILURES, OUTCOME_UNKNOWN})
 
@@ -122,8 +123,3 @@ class MetricsRecorder:
 
 
 metrics = MetricsRecorder()
-
-
-def log_extra(**fields: Any) -> dict[str, Any]:
-    """Structured fields for a log line, with any e-mail value pseudonymized."""
-    return {key: _scrub_value(value) for key, value in fields.items()}
