@@ -332,6 +332,7 @@ def _load_for_check(args: argparse.Namespace, group: str) -> tuple[str, GroupCon
 
 def run_check(args: argparse.Namespace) -> int:
     from salesmanago_bridge.client import SalesmanagoClient
+    from salesmanago_bridge.gateway import SalesmanagoGateway
     from salesmanago_bridge.observability import logger
 
     logger.setLevel(logging.WARNING)  # the client's retry lines would interleave with the report
@@ -355,7 +356,7 @@ def run_check(args: argparse.Namespace) -> int:
         out.write(f"  {what:<8} {address:<40} {verdict:<7} {detail}\n")
 
     try:
-        client.call_v2(config, "contact/hasContact", {"email": str(config.owner)}, action=CHECK_ACTION)
+        SalesmanagoGateway(client).has_contact(config, str(config.owner), action=CHECK_ACTION)
         line("API v2", config.endpoint, "ok", "credentials and owner accepted (contact/hasContact)")
     except BridgeError as exc:
         failed = True

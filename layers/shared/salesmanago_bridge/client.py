@@ -1,4 +1,7 @@
-"""HTTP client for SALESmanago API v2 (contacts, events) and v3 (product catalog).
+"""HTTP client for SALESmanago API v2 (contacts, events) and v3 (product catalog): the transport.
+
+Which paths exist and how their bodies and replies look is ``gateway.py``'s business; this
+module signs, sends, retries and turns failures into ``BridgeError``s.
 
 One ``requests.Session`` per process, reused across invocations. urllib3's ``Retry`` retries
 connection errors, 429 and 5xx in the call, with backoff, jitter and ``Retry-After``; the
@@ -37,6 +40,7 @@ from salesmanago_bridge.errors import (
     ThrottledError,
     UnavailableError,
 )
+from salesmanago_bridge.gateway import AT_MOST_ONCE_PATHS
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.observability import (
     SALESMANAGO_AUTH_FAILURES,
@@ -50,8 +54,6 @@ from salesmanago_bridge.settings import Settings
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # An event call answered with one of these may have been applied: never repeat it in the call.
 OUTCOME_UNKNOWN_STATUSES = frozenset({500, 502, 504})
-# Paths whose effect is not idempotent in SALESmanago (salesmanago-api.md §3).
-AT_MOST_ONCE_PATHS = ("addContactExtEvent", "addBatchContactExtEvent")
 JSON_BODY = {"Content-Type": "application/json"}
 AUTH_MESSAGES = ("not authenticated", "authentication", "invalid api key", "user not authenticated")
 BACKOFF_FACTOR_S = 0.25
