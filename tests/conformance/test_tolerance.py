@@ -19,6 +19,7 @@ from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import CommandEnvelope
 from salesmanago_bridge.dispatch import Dispatcher, find_event
 from salesmanago_bridge.errors import OutcomeUnknownError
+from salesmanago_bridge.gateway import SalesmanagoGateway
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig
 from salesmanago_bridge.mapping import contact_view
 from salesmanago_bridge.senders import add_events
@@ -64,7 +65,7 @@ def test_batch_events_failed_contacts_read_in_either_shape(reply: dict[str, Any]
     works = [event_work(0, "ada@customer.example.com"), event_work(1, "bad@customer.example.com")]
 
     # When
-    results = add_events(client, None, works)  # type: ignore[arg-type]
+    results = add_events(SalesmanagoGateway(client), None, works)  # type: ignore[arg-type]
 
     # Then the failed one alone is re-sent for its own answer; the created one is not doubted
     assert client.single_calls == ["bad@customer.example.com"]

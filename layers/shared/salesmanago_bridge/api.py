@@ -18,10 +18,11 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from functools import lru_cache
 from http import HTTPStatus
 from traceback import format_exc
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
@@ -43,6 +44,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, WithJsonSchema
 
+from salesmanago_bridge.actions import spec_for
 from salesmanago_bridge.claims import IdempotencyConflictError
 from salesmanago_bridge.commands import (
     GROUP_KEY_PATTERN,
@@ -64,6 +66,7 @@ from salesmanago_bridge.errors import (
     ValidationFailedError,
     aws_refusal,
 )
+from salesmanago_bridge.gateway import SalesmanagoGateway
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.mapping import ContactView, contact_view
 from salesmanago_bridge.observability import logger, metrics, scrub
@@ -245,38 +248,7 @@ SmIdPath = Annotated[str, Path(pattern=SM_ID_PATTERN, description="SALESmanago's
 EmailQuery = Annotated[EmailStr, Query(description="the contact's e-mail")]
 
 
-# ---- replies -----------------------------------------------------------------------------------
-class _Applied(BaseModel):
-    status: Literal["applied"] = "applied"
-    action: str
-    group_key: str
-
-
-class ContactUpserted(_Applied):
-    contactId: str | None = Field(None, description="SALESmanago's id of the contact")
-
-
-class ContactDeleted(_Applied):
-    deleted: bool
-    already_absent: bool = False
-
-
-class EventCreated(_Applied):
-    eventId: str | None = Field(None, description="SALESmanago's id of the event")
-    warnings: list[str] = Field(
-        default_factory=list,
-        description="sent anyway, but e.g. `location_mismatch`: the location differs from the catalog's",
-    )
-
-
-class ProductsUpserted(_Applied):
-    productIds: list[str]
-    ignored_fields: list[str] = Field(default_factory=list, description="fields no field map takes")
-    warnings: list[str] = Field(
-        default_factory=list, description="values trimmed to SALESmanago's limits, and SALESmanago's warnings"
-    )
-
-
+# ---- replies (a write's reply is its ActionSpec's; see actions.py) ---------------------------------
 class ContactFound(BaseModel):
     group_key: str
     contact: ContactView
@@ -579,6 +551,7 @@ def write(app: APIGatewayRestResolver, action: Action, idempotency_key: str | No
     Raises:
         BridgeError, ApiError: mapped to a status by ``error_response``.
     """
+    spec = spec_for(action)
     body = app.current_event.json_body
     group_key = resolve_group(app, body.get("group_key"), _query_group_key(app))
     dispatcher = get_dispatcher()
@@ -590,7 +563,7 @@ def write(app: APIGatewayRestResolver, action: Action, idempotency_key: str | No
     sent_at_ms = _request_time_ms(app)
     # Validated before any idempotency record is written: a refused body binds no key.
     command = envelope.to_command(sent_at_ms=sent_at_ms, **options)
-    if action is Action.EVENT_CREATE:
+    if spec.at_most_once:  # a client's retry must not create a second event
         command_id, first_seen_ms = event_identity(
             app, group_key, group, body.get("data"), idempotency_key, sent_at_ms
         )
@@ -602,28 +575,8 @@ def write(app: APIGatewayRestResolver, action: Action, idempotency_key: str | No
     return Response(
         status_code=int(HTTPStatus.OK),
         content_type=content_types.APPLICATION_JSON,
-        body=_reply(action, group_key, result),
+        body=spec.reply.from_result(action, group_key, result),
         headers=headers,
-    )
-
-
-def _reply(action: Action, group_key: str, result: dict[str, Any]) -> BaseModel:
-    common = {"action": str(action), "group_key": group_key}
-    if action is Action.CONTACT_UPSERT:
-        return ContactUpserted(**common, contactId=result.get("contactId"))
-    if action is Action.CONTACT_DELETE:
-        return ContactDeleted(
-            **common, deleted=bool(result.get("deleted")), already_absent=bool(result.get("already_absent"))
-        )
-    if action is Action.EVENT_CREATE:
-        return EventCreated(
-            **common, eventId=result.get("eventId"), warnings=list(result.get("warnings") or [])
-        )
-    return ProductsUpserted(
-        **common,
-        productIds=list(result.get("productIds") or []),
-        ignored_fields=list(result.get("ignored_fields") or []),
-        warnings=list(result.get("warnings") or []),
     )
 
 
@@ -766,7 +719,13 @@ def contact_by_id(app: APIGatewayRestResolver, sm_id: str, group_key: str | None
     Raises:
         ContactNotFoundError: no live contact has that id.
     """
-    return _read(app, group_key, "contact/listById", {"contactId": [sm_id]}, ("id", "contactId"), sm_id)
+    return _read(
+        app,
+        group_key,
+        lambda gateway, group: gateway.contacts_by_id(group, [sm_id], action=READ_ACTION),
+        ("id", "contactId"),
+        sm_id,
+    )
 
 
 def contact_by_email(app: APIGatewayRestResolver, email: str, group_key: str | None) -> ContactFound:
@@ -775,26 +734,31 @@ def contact_by_email(app: APIGatewayRestResolver, email: str, group_key: str | N
     Raises:
         ContactNotFoundError: no live contact has that e-mail.
     """
-    return _read(app, group_key, "contact/list", {"email": [email]}, ("email",), email.lower())
+    return _read(
+        app,
+        group_key,
+        lambda gateway, group: gateway.contacts_by_email(group, [email], action=READ_ACTION),
+        ("email",),
+        email.lower(),
+    )
 
 
 def _read(
     app: APIGatewayRestResolver,
     group_key: str | None,
-    path: str,
-    body: dict[str, Any],
+    lookup: Callable[[SalesmanagoGateway, GroupConfig], list[Any]],
     keys: tuple[str, ...],
     wanted: str,
 ) -> ContactFound:
     resolved = resolve_group(app, group_key)
     dispatcher = get_dispatcher()
     group = dispatcher.groups.get(resolved)
-    dispatcher.client.budget.set_remaining(app.lambda_context.get_remaining_time_in_millis())
+    dispatcher.start_budget(app.lambda_context)
     try:
-        reply = dispatcher.client.call_v2(group, path, body, action=READ_ACTION)
+        contacts = lookup(dispatcher.gateway, group)
     finally:
         metrics.flush()
-    for raw in reply.get("contacts") or []:
+    for raw in contacts:
         if not isinstance(raw, dict) or raw.get("deleted"):
             continue
         if any(str(raw.get(key) or "").lower() == wanted.lower() for key in keys):

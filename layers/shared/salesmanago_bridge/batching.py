@@ -1,28 +1,21 @@
 """Planning an invocation's commands: rounds that keep order per contact, chunks for the bulk calls.
 
-Pure functions, no I/O: the dispatcher executes the plan, ``senders`` talk to SALESmanago.
+Pure functions, no I/O: the dispatcher executes the plan, ``senders`` talk to SALESmanago. How an
+action is cut into requests is its ``ActionSpec``'s ``chunking`` and ``batch_size_setting``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from salesmanago_bridge.commands import Action, Command, ProductData
+from salesmanago_bridge.actions import Chunking, spec_for
+from salesmanago_bridge.commands import Action, Command
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.settings import Settings
 from salesmanago_bridge.sources import Inbound, is_fifo
+from salesmanago_bridge.work import Chunk, ProductItem, Work
 
-
-@dataclass(eq=False)
-class Work:
-    """One validated command of the invocation, with what orders it against the others."""
-
-    position: int  # arrival order in the invocation
-    inbound: Inbound
-    command: Command
-    group: GroupConfig
-    keys: frozenset[str] = field(default_factory=frozenset)
+__all__ = ["Chunk", "ProductItem", "Work", "ordering_keys", "plan_chunks", "plan_rounds"]
 
 
 def ordering_keys(command: Command, inbound: Inbound) -> frozenset[str]:
@@ -54,25 +47,6 @@ def plan_rounds(works: list[Work]) -> list[list[Work]]:
     return rounds
 
 
-@dataclass(frozen=True)
-class ProductItem:
-    """One product of one command: products of many commands share a request."""
-
-    work: Work
-    index: int  # position in the command's own list
-    product: ProductData
-
-
-@dataclass
-class Chunk:
-    """One SALESmanago request's worth of commands of one group and action."""
-
-    action: Action
-    group: GroupConfig
-    works: list[Work]
-    products: list[ProductItem] = field(default_factory=list)
-
-
 def plan_chunks(works: list[Work], settings: Settings) -> list[Chunk]:
     """Group a round's commands by (group, action) and cut them to the bulk limits."""
     by_key: dict[tuple[str, Action], list[Work]] = {}
@@ -80,20 +54,21 @@ def plan_chunks(works: list[Work], settings: Settings) -> list[Chunk]:
         by_key.setdefault((work.command.group_key, work.command.action), []).append(work)
     chunks: list[Chunk] = []
     for (_, action), members in by_key.items():
+        spec = spec_for(action)
         group = members[0].group
-        if action is Action.CONTACT_DELETE:  # no reliable bulk endpoint: one request each
+        if spec.chunking is Chunking.SINGLE or spec.batch_size_setting is None:
             chunks.extend(Chunk(action, group, [work]) for work in members)
-        elif action is Action.PRODUCTS_UPSERT:
-            chunks.extend(_pack_products(members, group, settings.product_batch_size))
+            continue
+        size = int(getattr(settings, spec.batch_size_setting))
+        if spec.chunking is Chunking.ITEMS:
+            chunks.extend(_pack_items(action, members, group, size))
         else:
-            size = (
-                settings.contact_batch_size if action is Action.CONTACT_UPSERT else settings.event_batch_size
-            )
             chunks.extend(Chunk(action, group, members[i : i + size]) for i in range(0, len(members), size))
     return chunks
 
 
-def _pack_products(works: list[Work], group: GroupConfig, size: int) -> list[Chunk]:
+def _pack_items(action: Action, works: list[Work], group: GroupConfig, size: int) -> list[Chunk]:
+    """The items of many commands (products) share requests; a command may span several."""
     items = [
         ProductItem(work, index, product) for work in works for index, product in enumerate(work.command.data)
     ]  # type: ignore[arg-type]
@@ -101,5 +76,5 @@ def _pack_products(works: list[Work], group: GroupConfig, size: int) -> list[Chu
     for start in range(0, len(items), size):
         part = items[start : start + size]
         members = list({id(item.work): item.work for item in part}.values())
-        chunks.append(Chunk(Action.PRODUCTS_UPSERT, group, members, part))
+        chunks.append(Chunk(action, group, members, part))
     return chunks

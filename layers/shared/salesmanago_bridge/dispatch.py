@@ -18,7 +18,8 @@ from functools import lru_cache, partial
 from traceback import format_exc
 from typing import TYPE_CHECKING, Any
 
-from salesmanago_bridge.batching import Chunk, Work, ordering_keys, plan_chunks, plan_rounds
+from salesmanago_bridge.actions import send_chunk, spec_for
+from salesmanago_bridge.batching import ordering_keys, plan_chunks, plan_rounds
 from salesmanago_bridge.claims import ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import (
@@ -39,6 +40,7 @@ from salesmanago_bridge.errors import (
     OutcomeUnknownError,
     TransientError,
 )
+from salesmanago_bridge.gateway import CONTACT_LIST_LIMIT, SalesmanagoGateway
 from salesmanago_bridge.groups import GroupStore, group_store_for
 from salesmanago_bridge.observability import (
     COMMANDS_APPLIED,
@@ -53,7 +55,7 @@ from salesmanago_bridge.observability import (
     metrics,
     scrub,
 )
-from salesmanago_bridge.senders import Result, Results, merge_results, send_chunk
+from salesmanago_bridge.senders import merge_results
 from salesmanago_bridge.settings import Settings, get_settings
 from salesmanago_bridge.sources import (
     Inbound,
@@ -62,11 +64,11 @@ from salesmanago_bridge.sources import (
     from_sns_record,
     from_sqs_record,
 )
+from salesmanago_bridge.work import Chunk, Result, Results, Work
 
 if TYPE_CHECKING:
     from salesmanago_bridge.idempotency import EventGuard
 
-CONTACT_LIST_LIMIT = 50  # salesmanago-api.md §5
 GROUP_KEY_RE = re.compile(GROUP_KEY_PATTERN)
 ACTION_NAMES = frozenset(action.value for action in Action)
 
@@ -141,6 +143,7 @@ class Dispatcher:
         self.settings = settings
         self.groups = groups
         self.client = client
+        self.gateway = SalesmanagoGateway(client)
         self.dead_letters = dead_letters
         self._guard = guard
         self._pool = ThreadPoolExecutor(
@@ -168,7 +171,7 @@ class Dispatcher:
 
     def dispatch_batch(self, inbounds: list[Inbound], context: Any = None) -> BatchOutcomes:
         """Handle every message of one invocation, within its time budget."""
-        self._start_budget(context)
+        self.start_budget(context)
         outcomes: dict[int, Outcome] = {}
         try:
             works = []
@@ -188,7 +191,7 @@ class Dispatcher:
 
     def run(self, command: Command, context: Any = None) -> dict[str, Any]:
         """Execute one validated command now (the HTTP API's path): errors are raised, not parked."""
-        self._start_budget(context)
+        self.start_budget(context)
         try:
             group = self.groups.get(command.group_key)
             inbound = Inbound(message_id=command.id, source=Source.API, body=command.normalized())
@@ -203,7 +206,8 @@ class Dispatcher:
             metrics.flush()
 
     # ---- preparing ------------------------------------------------------------------------
-    def _start_budget(self, context: Any) -> None:
+    def start_budget(self, context: Any) -> None:
+        """Start the time budget of an invocation: every request after this fits in what is left."""
         getter = getattr(context, "get_remaining_time_in_millis", None)
         self._remaining = (lambda: int(getter())) if callable(getter) else (lambda: None)
         self.client.budget.set_remaining(self._remaining())
@@ -268,8 +272,11 @@ class Dispatcher:
 
     def _execute_round(self, works: list[Work]) -> Results:
         results: Results = {}
-        to_send = [w for w in works if w.command.action is not Action.EVENT_CREATE]
-        events = [w for w in works if w.command.action is Action.EVENT_CREATE]
+        # At most once upstream (events): claimed in the guard first, reconciled when doubtful.
+        to_send: list[Work] = []
+        events: list[Work] = []
+        for work in works:
+            (events if spec_for(work.command.action).at_most_once else to_send).append(work)
         if not events or self.guard is None:
             return self._send_chunks(plan_chunks(to_send + events, self.settings))
         claimed: list[Work] = []
@@ -280,7 +287,7 @@ class Dispatcher:
             if isinstance(claim, BridgeError):
                 results[work.position] = claim
             elif claim.kind is ClaimKind.DUPLICATE:
-                metrics.count(DUPLICATES_SUPPRESSED, action=str(Action.EVENT_CREATE))
+                metrics.count(DUPLICATES_SUPPRESSED, action=str(work.command.action))
                 results[work.position] = {**(claim.stored or {}), "duplicate": True}
             elif claim.kind is ClaimKind.BUSY:
                 results[work.position] = EventInFlightError(
@@ -310,7 +317,7 @@ class Dispatcher:
         return results
 
     def _send_with_reauth(self, chunk: Chunk) -> Results:
-        results = send_chunk(self.client, chunk)
+        results = send_chunk(self.gateway, chunk)
         if not any(isinstance(result, AuthError) for result in results.values()):
             return results
         # Credentials may have rotated since the config was cached: re-read once, retry once.
@@ -321,7 +328,7 @@ class Dispatcher:
         if fresh == chunk.group:
             return results
         logger.warning("SALESmanago refused cached credentials; retrying with a fresh group config")
-        return send_chunk(self.client, chunk, fresh)
+        return send_chunk(self.gateway, chunk, fresh)
 
     # ---- exactly-once events --------------------------------------------------------------
     def _reconcile(self, works: list[Work]) -> tuple[Results, list[Work]]:
@@ -339,9 +346,7 @@ class Dispatcher:
             for start in range(0, len(emails), CONTACT_LIST_LIMIT):
                 batch = emails[start : start + CONTACT_LIST_LIMIT]
                 try:
-                    reply = self.client.call_v2(
-                        group, "contact/list", {"email": batch}, action=str(Action.EVENT_CREATE)
-                    )
+                    listed = self.gateway.contact_events(group, batch, action=str(Action.EVENT_CREATE))
                 except BridgeError as error:
                     # Whatever the lookup's trouble, the events may exist: hand them back, still doubtful.
                     doubt = OutcomeUnknownError(
@@ -349,18 +354,16 @@ class Dispatcher:
                     )
                     failed.update(dict.fromkeys(batch, doubt))
                     continue
-                for contact in reply.get("contacts") or []:
-                    email = str(contact.get("email", "")).lower()
-                    stored = contact.get("contactExtEvents")
-                    if readable_events(stored):
-                        events[email] = list(stored)
+                for email, stored in listed.items():
+                    if stored is not None:
+                        events[email] = stored
                     else:  # the item shape is unverified: never read "not found" into a shape we miss
                         failed[email] = OutcomeUnknownError(
                             "the contact's events came in a shape the bridge cannot read; not sent again"
                         )
             for work in members:
                 email = work.command.email or ""
-                metrics.count(OUTCOME_RECONCILED, action=str(Action.EVENT_CREATE))
+                metrics.count(OUTCOME_RECONCILED, action=str(work.command.action))
                 if email in failed:
                     found[work.position] = failed[email]
                 elif (match := find_event(events.get(email, []), work.command)) is not None:
@@ -500,17 +503,6 @@ class Dispatcher:
         counts = Counter(f"{o.action}:{o.status}" for o in outcomes)
         if counts:
             logger.info("invocation done", extra={"outcomes": dict(counts)})
-
-
-def readable_events(stored: Any) -> bool:
-    """Whether a contact's ``contactExtEvents`` has the item shape ``find_event`` reads.
-
-    That shape is not shown by any source we have (docs/salesmanago.md): a missing list, or items
-    without a type and a date, make a lookup inconclusive rather than a proof of absence.
-    """
-    return isinstance(stored, list) and all(
-        isinstance(item, dict) and "contactExtEventType" in item and "date" in item for item in stored
-    )
 
 
 def find_event(events: list[dict[str, Any]], command: Command) -> dict[str, Any] | None:

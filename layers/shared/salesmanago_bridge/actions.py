@@ -1,0 +1,170 @@
+"""The action registry: one ``ActionSpec`` per action, read by batching, sending, replies and the
+at-most-once paths. An action without a spec fails at import, and ``spec_for`` refuses any other.
+
+Adding an action: see docs/architecture.md, "Adding an action".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from salesmanago_bridge import gateway, senders
+from salesmanago_bridge.commands import (
+    Action,
+    ContactDeleteData,
+    ContactUpsertData,
+    EventCreateData,
+    ProductData,
+)
+from salesmanago_bridge.gateway import Operation, SalesmanagoGateway
+from salesmanago_bridge.groups import GroupConfig
+from salesmanago_bridge.mapping import contact_delete_body, contact_upsert_item, event_item, product_item
+from salesmanago_bridge.work import Chunk, Results
+
+
+# ---- replies of the HTTP API (their schemas are in docs/openapi.json) --------------------------
+class Applied(BaseModel):
+    """What every write answers; each action's reply adds the fields of its result."""
+
+    status: Literal["applied"] = "applied"
+    action: str
+    group_key: str
+
+    @classmethod
+    def from_result(cls, action: Action, group_key: str, result: dict[str, Any]) -> Applied:
+        """The reply: the model's own fields taken from the result (absent or None: the default)."""
+        own = {name: result[name] for name in cls.model_fields if result.get(name) is not None}
+        return cls.model_validate({**own, "status": "applied", "action": str(action), "group_key": group_key})
+
+
+class ContactUpserted(Applied):
+    contactId: str | None = Field(None, description="SALESmanago's id of the contact")
+
+
+class ContactDeleted(Applied):
+    deleted: bool
+    already_absent: bool = False
+
+
+class EventCreated(Applied):
+    eventId: str | None = Field(None, description="SALESmanago's id of the event")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="sent anyway, but e.g. `location_mismatch`: the location differs from the catalog's",
+    )
+
+
+class ProductsUpserted(Applied):
+    productIds: list[str]
+    ignored_fields: list[str] = Field(default_factory=list, description="fields no field map takes")
+    warnings: list[str] = Field(
+        default_factory=list, description="values trimmed to SALESmanago's limits, and SALESmanago's warnings"
+    )
+
+
+# ---- the registry ------------------------------------------------------------------------------
+class Chunking(StrEnum):
+    """How a round's commands of one (group, action) become requests."""
+
+    SINGLE = "single"  # one request per command: no reliable bulk endpoint
+    BULK = "bulk"  # commands cut to the batch size
+    ITEMS = "items"  # the commands' items (products) packed across commands, cut to the batch size
+
+
+Sender = Callable[[SalesmanagoGateway, GroupConfig, Chunk], Results]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Everything the bridge decides per action, in one place."""
+
+    action: Action
+    data: type[BaseModel]  # the model of one ``data`` (of one item, for ITEMS)
+    item: Callable[[Any], dict[str, Any]]  # data → the SALESmanago item (mapping.py)
+    operations: tuple[Operation, ...]  # what sending uses (gateway.py)
+    chunking: Chunking
+    batch_size_setting: str | None  # the Settings attribute that caps a chunk (None: SINGLE)
+    send: Sender
+    reply: type[Applied]
+
+    @property
+    def at_most_once(self) -> bool:
+        """Not idempotent upstream: claimed in the event guard, never re-sent blindly."""
+        return not all(op.idempotent for op in self.operations)
+
+
+SPECS: dict[Action, ActionSpec] = {
+    spec.action: spec
+    for spec in (
+        ActionSpec(
+            Action.CONTACT_UPSERT,
+            data=ContactUpsertData,
+            item=contact_upsert_item,
+            operations=(gateway.CONTACT_UPSERT, gateway.CONTACT_BATCH_UPSERT),
+            chunking=Chunking.BULK,
+            batch_size_setting="contact_batch_size",
+            send=lambda shop, group, chunk: senders.upsert_contacts(shop, group, chunk.works),
+            reply=ContactUpserted,
+        ),
+        ActionSpec(
+            Action.CONTACT_DELETE,
+            data=ContactDeleteData,
+            item=contact_delete_body,
+            operations=(gateway.CONTACT_DELETE,),
+            chunking=Chunking.SINGLE,
+            batch_size_setting=None,
+            send=lambda shop, group, chunk: {
+                work.position: senders.delete_contact(shop, group, work) for work in chunk.works
+            },
+            reply=ContactDeleted,
+        ),
+        ActionSpec(
+            Action.EVENT_CREATE,
+            data=EventCreateData,
+            item=event_item,
+            operations=(gateway.EVENT_ADD, gateway.EVENT_BATCH_ADD),
+            chunking=Chunking.BULK,
+            batch_size_setting="event_batch_size",
+            send=lambda shop, group, chunk: senders.add_events(shop, group, chunk.works),
+            reply=EventCreated,
+        ),
+        ActionSpec(
+            Action.PRODUCTS_UPSERT,
+            data=ProductData,
+            item=product_item,
+            operations=(gateway.PRODUCT_UPSERT,),
+            chunking=Chunking.ITEMS,
+            batch_size_setting="product_batch_size",
+            send=lambda shop, group, chunk: senders.upsert_products(shop, group, chunk.products),
+            reply=ProductsUpserted,
+        ),
+    )
+}
+if set(SPECS) != set(Action):  # loud at import: an action nobody can send must not ship
+    raise RuntimeError(f"actions without an ActionSpec: {sorted(set(Action) - set(SPECS))}")
+
+
+class UnknownActionError(LookupError):
+    """Raised for an action the registry does not hold: a bug, never routed to another action."""
+
+
+def spec_for(action: Any) -> ActionSpec:
+    """The spec of ``action``.
+
+    Raises:
+        UnknownActionError: no spec (never a fallback to another action's).
+    """
+    try:
+        return SPECS[action]
+    except (KeyError, TypeError):
+        raise UnknownActionError(f"no ActionSpec for action {action!r}") from None
+
+
+def send_chunk(shop: SalesmanagoGateway, chunk: Chunk, group: GroupConfig | None = None) -> Results:
+    """Send ``chunk`` (optionally with a fresher group config); one result per command."""
+    return spec_for(chunk.action).send(shop, group or chunk.group, chunk)
