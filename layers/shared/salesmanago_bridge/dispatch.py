@@ -7,54 +7,37 @@ its source for a retry (SQS ``batchItemFailures``; SNS and EventBridge by raisin
 from __future__ import annotations
 
 import gc
-import logging
-import re
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import lru_cache, partial
 from traceback import format_exc
 from typing import TYPE_CHECKING, Any
 
+from salesmanago_bridge import exactly_once
 from salesmanago_bridge.actions import send_chunk, spec_for
 from salesmanago_bridge.batching import ordering_keys, plan_chunks, plan_rounds
-from salesmanago_bridge.claims import ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import (
-    GROUP_KEY_PATTERN,
-    LOCATION_MISMATCH,
-    Action,
     Command,
     CommandEnvelope,
 )
-from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
+from salesmanago_bridge.deadletters import DeadLetterSink
 from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
     DeadlineError,
-    EventInFlightError,
     HeldForOrderError,
     InternalError,
-    OutcomeUnknownError,
-    TransientError,
 )
-from salesmanago_bridge.gateway import CONTACT_LIST_LIMIT, SalesmanagoGateway
+from salesmanago_bridge.exactly_once import find_event
+from salesmanago_bridge.gateway import SalesmanagoGateway
 from salesmanago_bridge.groups import GroupStore, group_store_for
 from salesmanago_bridge.observability import (
-    COMMANDS_APPLIED,
-    COMMANDS_DEAD_LETTERED,
-    COMMANDS_RETRIED,
-    DUPLICATES_SUPPRESSED,
-    IGNORED_PRODUCT_FIELDS,
-    LOCATION_MISMATCHES,
-    OUTCOME_RECONCILED,
-    OUTCOME_UNKNOWN,
     logger,
     metrics,
     scrub,
 )
+from salesmanago_bridge.outcomes import BatchOutcomes, Concluder, Outcome, Status
 from salesmanago_bridge.senders import merge_results
 from salesmanago_bridge.settings import Settings, get_settings
 from salesmanago_bridge.sources import (
@@ -69,63 +52,8 @@ from salesmanago_bridge.work import Chunk, Result, Results, Work
 if TYPE_CHECKING:
     from salesmanago_bridge.idempotency import EventGuard
 
-GROUP_KEY_RE = re.compile(GROUP_KEY_PATTERN)
-ACTION_NAMES = frozenset(action.value for action in Action)
 
-
-class Status(StrEnum):
-    APPLIED = "applied"
-    DEAD_LETTERED = "dead_lettered"  # parked with its reason (or only logged when no queue is set)
-    RETRY = "retry"  # handed back to the source
-
-
-@dataclass
-class Outcome:
-    """What happened to one inbound message."""
-
-    message_id: str
-    status: Status
-    action: str | None = None
-    group_key: str | None = None
-    result: dict[str, Any] = field(default_factory=dict)
-    error: BridgeError | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        summary: dict[str, Any] = {
-            "message_id": self.message_id,
-            "status": str(self.status),
-            "action": self.action,
-        }
-        if self.result:
-            summary["result"] = self.result
-        if self.error is not None:
-            summary["error"] = self.error.as_reason()
-        return summary
-
-
-class BatchOutcomes:
-    """Outcomes of one invocation, keyed by message id, reported to the source afterwards."""
-
-    def __init__(self, outcomes: Iterable[Outcome]) -> None:
-        self.outcomes = list(outcomes)
-        self._by_id = {o.message_id: o for o in self.outcomes}
-
-    def report(self, record: Any) -> dict[str, Any]:
-        """Record handler for Powertools' BatchProcessor: raise for the records to redeliver."""
-        message_id = record.message_id if hasattr(record, "message_id") else record["messageId"]
-        outcome = self._by_id[message_id]
-        if outcome.status is Status.RETRY:
-            assert outcome.error is not None
-            raise outcome.error
-        return outcome.as_dict()
-
-    def raise_for_retry(self) -> dict[str, Any]:
-        """For SNS and EventBridge: raise so Lambda's async retries and on-failure destination apply."""
-        for outcome in self.outcomes:
-            if outcome.status is Status.RETRY:
-                assert outcome.error is not None
-                raise outcome.error
-        return {"outcomes": [o.as_dict() for o in self.outcomes]}
+__all__ = ["BatchOutcomes", "Dispatcher", "Outcome", "Status", "find_event", "get_dispatcher"]
 
 
 class Dispatcher:
@@ -145,6 +73,7 @@ class Dispatcher:
         self.client = client
         self.gateway = SalesmanagoGateway(client)
         self.dead_letters = dead_letters
+        self._concluder = Concluder(settings, dead_letters)
         self._guard = guard
         self._pool = ThreadPoolExecutor(
             max_workers=settings.max_parallel_requests, thread_name_prefix="salesmanago"
@@ -185,7 +114,7 @@ class Dispatcher:
             for work in works:
                 outcomes[work.position] = self._conclude(work.inbound, work.command, results[work.position])
         finally:
-            self._log_summary(outcomes.values())
+            self._concluder.log_summary(outcomes.values())
             metrics.flush()
         return BatchOutcomes(outcomes[p] for p in range(len(inbounds)))
 
@@ -198,9 +127,9 @@ class Dispatcher:
             work = Work(0, inbound, command, group, ordering_keys(command, inbound))
             result = self._execute([work])[0]
             if isinstance(result, BridgeError):
-                self._count_failure(str(command.action), result)
+                self._concluder.count_failure(str(command.action), result)
                 raise result
-            self._count_applied(command, result)
+            self._concluder.count_applied(command, result)
             return result
         finally:
             metrics.flush()
@@ -279,32 +208,14 @@ class Dispatcher:
             (events if spec_for(work.command.action).at_most_once else to_send).append(work)
         if not events or self.guard is None:
             return self._send_chunks(plan_chunks(to_send + events, self.settings))
-        claimed: list[Work] = []
-        doubtful: list[Work] = []
-        for work, claim in zip(
-            events, self.guard.claim_all([w.command for w in events], self._remaining()), strict=True
-        ):
-            if isinstance(claim, BridgeError):
-                results[work.position] = claim
-            elif claim.kind is ClaimKind.DUPLICATE:
-                metrics.count(DUPLICATES_SUPPRESSED, action=str(work.command.action))
-                results[work.position] = {**(claim.stored or {}), "duplicate": True}
-            elif claim.kind is ClaimKind.BUSY:
-                results[work.position] = EventInFlightError(
-                    "the same event is being sent by another invocation"
-                )
-            elif claim.kind is ClaimKind.CONFLICT:
-                results[work.position] = IdempotencyConflictError(
-                    "this event id was already used for other content"
-                )
-            else:
-                claimed.append(work)
-                (doubtful if claim.kind is ClaimKind.DOUBTFUL else to_send).append(work)
+        settled, claimed, doubtful, ready = exactly_once.claim(self.guard, events, self._remaining())
+        results.update(settled)
+        to_send += ready
         reconciled, unsent = self._reconcile(doubtful)
         results.update(reconciled)
         results.update(self._send_chunks(plan_chunks(to_send + unsent, self.settings)))
         still_doubtful = {p for p, r in reconciled.items() if isinstance(r, BridgeError)}
-        self._settle_claims(claimed, results, still_doubtful)
+        exactly_once.settle(self.guard, claimed, results, still_doubtful)
         return results
 
     def _send_chunks(self, chunks: list[Chunk]) -> Results:
@@ -333,217 +244,11 @@ class Dispatcher:
     # ---- exactly-once events --------------------------------------------------------------
     def _reconcile(self, works: list[Work]) -> tuple[Results, list[Work]]:
         """Look doubtful events up among their contacts' events; return the found and the unsent."""
-        found: Results = {}
-        unsent: list[Work] = []
-        by_group: dict[str, list[Work]] = {}
-        for work in works:
-            by_group.setdefault(work.command.group_key, []).append(work)
-        for members in by_group.values():
-            group = members[0].group
-            emails = sorted({w.command.email for w in members if w.command.email})
-            events: dict[str, list[dict[str, Any]]] = {}
-            failed: dict[str, BridgeError] = {}
-            for start in range(0, len(emails), CONTACT_LIST_LIMIT):
-                batch = emails[start : start + CONTACT_LIST_LIMIT]
-                try:
-                    listed = self.gateway.contact_events(group, batch, action=str(Action.EVENT_CREATE))
-                except BridgeError as error:
-                    # Whatever the lookup's trouble, the events may exist: hand them back, still doubtful.
-                    doubt = OutcomeUnknownError(
-                        f"the event may exist and could not be looked up: {error.describe()}"
-                    )
-                    failed.update(dict.fromkeys(batch, doubt))
-                    continue
-                for email, stored in listed.items():
-                    if stored is not None:
-                        events[email] = stored
-                    else:  # the item shape is unverified: never read "not found" into a shape we miss
-                        failed[email] = OutcomeUnknownError(
-                            "the contact's events came in a shape the bridge cannot read; not sent again"
-                        )
-            for work in members:
-                email = work.command.email or ""
-                metrics.count(OUTCOME_RECONCILED, action=str(work.command.action))
-                if email in failed:
-                    found[work.position] = failed[email]
-                elif (match := find_event(events.get(email, []), work.command)) is not None:
-                    logger.info("doubtful event found in SALESmanago: not sent again")
-                    found[work.position] = {
-                        "eventId": match.get("eventId") or match.get("id"),
-                        "reconciled": True,
-                    }
-                else:
-                    unsent.append(work)
-        return found, unsent
-
-    def _settle_claims(self, claimed: list[Work], results: Results, still_doubtful: set[int]) -> None:
-        """Complete applied events, mark unknown ones for reconciliation, release surely-unsent ones."""
-        assert self.guard is not None
-        applied = [(w.command, r) for w in claimed if isinstance(r := results[w.position], dict)]
-        failed = [w for w in claimed if isinstance(results[w.position], BridgeError)]
-        unknown = [
-            w.command
-            for w in failed
-            if isinstance(results[w.position], OutcomeUnknownError) or w.position in still_doubtful
-        ]
-        unsent = [w.command for w in failed if w.command not in unknown]
-        for (command, _), error in zip(applied, self.guard.complete_all(applied), strict=True):
-            if (
-                error is not None
-            ):  # applied, but not recorded: the next attempt reconciles instead of re-sending
-                logger.warning(
-                    "event applied but its idempotency record was not completed",
-                    extra={"command_id": command.id},
-                )
-        self.guard.mark_unknown_all(unknown)
-        self.guard.release_all(unsent)
+        return exactly_once.reconcile(self.gateway, works)
 
     # ---- concluding -----------------------------------------------------------------------
     def _conclude(self, inbound: Inbound, command: Command | None, result: Result) -> Outcome:
-        action = _action_of(inbound, command)
-        if isinstance(result, TransientError):
-            self._count_failure(action, result)
-            return self._retry_or_park(inbound, command, result)
-        if isinstance(result, BridgeError):
-            return self._park(inbound, command, result)
-        assert command is not None
-        self._count_applied(command, result)
-        if logger.isEnabledFor(logging.DEBUG):  # command.id may be a hash to compute
-            logger.debug(
-                "command applied",
-                extra={"message_id": inbound.message_id, "command_id": command.id, "action": action},
-            )
-        return Outcome(inbound.message_id, Status.APPLIED, action, command.group_key, result)
-
-    def _count_applied(self, command: Command, result: dict[str, Any]) -> None:
-        metrics.count(COMMANDS_APPLIED, action=str(command.action))
-        if command.warnings:
-            self._report_warnings(command, result)
-        if command.ignored_fields:
-            result["ignored_fields"] = list(command.ignored_fields)
-            metrics.count(IGNORED_PRODUCT_FIELDS, len(command.ignored_fields), action=str(command.action))
-            logger.warning(
-                "product fields ignored: no field map takes them",
-                extra={"ignored_fields": command.ignored_fields, "command_id": command.id},
-            )
-
-    @staticmethod
-    def _report_warnings(command: Command, result: dict[str, Any]) -> None:
-        """Ours first (trims, location), then SALESmanago's own; each once, whatever the retries."""
-        theirs = [w for w in result.get("warnings") or [] if w not in command.warnings]
-        result["warnings"] = [*command.warnings, *theirs]
-        mismatches = sum(w.startswith(LOCATION_MISMATCH) for w in command.warnings)
-        if mismatches:
-            metrics.count(LOCATION_MISMATCHES, mismatches, action=str(command.action))
-        logger.warning(
-            "command applied with warnings",
-            extra={"warnings": list(command.warnings), "command_id": command.id},
-        )
-
-    @staticmethod
-    def _count_failure(action: str, error: BridgeError) -> None:
-        if isinstance(error, OutcomeUnknownError):
-            metrics.count(OUTCOME_UNKNOWN, action=action)
-
-    def _retry_or_park(self, inbound: Inbound, command: Command | None, error: TransientError) -> Outcome:
-        if inbound.source is Source.SQS and inbound.receive_count >= self.settings.max_receive_count:
-            # Last receive: park it ourselves, with its reason, instead of the redrive (which has none).
-            return self._park(inbound, command, error)
-        metrics.count(COMMANDS_RETRIED, action=_action_of(inbound, command))
-        logger.warning(
-            "command handed back for retry",
-            extra={
-                "message_id": inbound.message_id,
-                "error_type": str(error.error_type),
-                "error": error.describe(),
-            },
-        )
-        return Outcome(
-            inbound.message_id,
-            Status.RETRY,
-            _action_of(inbound, command),
-            _group_of(inbound, command),
-            error=error,
-        )
-
-    def _park(self, inbound: Inbound, command: Command | None, error: BridgeError) -> Outcome:
-        action = _action_of(inbound, command)
-        group_key = _group_of(inbound, command)
-        reason = failure_reason(
-            error,
-            group_key=group_key,
-            action=action,
-            source=str(inbound.source),
-            source_arn=inbound.source_arn,
-            receive_count=inbound.receive_count,
-        )
-        body = command.normalized() if command is not None else inbound.body
-        try:
-            self.dead_letters.park(body, reason)
-        except TransientError as park_error:
-            metrics.count(COMMANDS_RETRIED, action=action)
-            logger.error(
-                "dead-letter queue unavailable; message kept at its source",
-                extra={"error": park_error.describe()},
-            )
-            return Outcome(inbound.message_id, Status.RETRY, action, group_key, error=park_error)
-        metrics.count(COMMANDS_DEAD_LETTERED, action=action, error_type=str(error.error_type))
-        logger.error(
-            "command dead-lettered",
-            extra={
-                "message_id": inbound.message_id,
-                "error_type": str(error.error_type),
-                "error": scrub(error.describe()),
-            },
-        )
-        return Outcome(inbound.message_id, Status.DEAD_LETTERED, action, group_key, error=error)
-
-    @staticmethod
-    def _log_summary(outcomes: Iterable[Outcome]) -> None:
-        counts = Counter(f"{o.action}:{o.status}" for o in outcomes)
-        if counts:
-            logger.info("invocation done", extra={"outcomes": dict(counts)})
-
-
-def find_event(events: list[dict[str, Any]], command: Command) -> dict[str, Any] | None:
-    """The stored event matching ``command``: by externalId, else by type, date and value."""
-    data: Any = command.data
-    for event in events:
-        if data.externalId:
-            if (
-                event.get("externalId") == data.externalId
-                and event.get("contactExtEventType") == data.contactExtEventType
-            ):
-                return event
-            continue
-        same_value = (event.get("value") is None and data.value is None) or (
-            event.get("value") is not None
-            and data.value is not None
-            and float(event["value"]) == float(data.value)
-        )
-        if (
-            event.get("contactExtEventType") == data.contactExtEventType
-            and event.get("date") == data.date
-            and same_value
-        ):
-            return event
-    return None
-
-
-def _action_of(inbound: Inbound, command: Command | None) -> str:
-    if command is not None:
-        return str(command.action)
-    body_action = inbound.body.get("action") if isinstance(inbound.body, dict) else None
-    candidate = inbound.action or body_action
-    return candidate if isinstance(candidate, str) and candidate in ACTION_NAMES else "unknown"
-
-
-def _group_of(inbound: Inbound, command: Command | None) -> str | None:
-    if command is not None:
-        return command.group_key
-    key = inbound.body.get("group_key") if isinstance(inbound.body, dict) else None
-    # Echo only a well-formed key: anything else is producer text that may hold personal data.
-    return key if isinstance(key, str) and GROUP_KEY_RE.fullmatch(key) else None
+        return self._concluder.conclude(inbound, command, result)
 
 
 @lru_cache(maxsize=1)
