@@ -21,7 +21,7 @@ from salesmanago_bridge.dispatch import Dispatcher, find_event
 from salesmanago_bridge.errors import OutcomeUnknownError
 from salesmanago_bridge.gateway import SalesmanagoGateway
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig
-from salesmanago_bridge.mapping import contact_view
+from salesmanago_bridge.mapping import contact_view, event_item
 from salesmanago_bridge.senders import add_events
 from salesmanago_bridge.settings import Settings
 from salesmanago_bridge.sources import Inbound, Source
@@ -65,7 +65,7 @@ def test_batch_events_failed_contacts_read_in_either_shape(reply: dict[str, Any]
     works = [event_work(0, "ada@customer.example.com"), event_work(1, "bad@customer.example.com")]
 
     # When
-    results = add_events(SalesmanagoGateway(client), None, works)  # type: ignore[arg-type]
+    results = add_events(SalesmanagoGateway(client), None, works, event_item)  # type: ignore[arg-type]
 
     # Then the failed one alone is re-sent for its own answer; the created one is not doubted
     assert client.single_calls == ["bad@customer.example.com"]

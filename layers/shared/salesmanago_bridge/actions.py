@@ -76,7 +76,8 @@ class Chunking(StrEnum):
     ITEMS = "items"  # the commands' items (products) packed across commands, cut to the batch size
 
 
-Sender = Callable[[SalesmanagoGateway, GroupConfig, Chunk], Results]
+# (gateway, group, chunk, the spec's item builder) → one result per command of the chunk
+Sender = Callable[[SalesmanagoGateway, GroupConfig, Chunk, senders.Build], Results]
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ SPECS: dict[Action, ActionSpec] = {
             operations=(gateway.CONTACT_UPSERT, gateway.CONTACT_BATCH_UPSERT),
             chunking=Chunking.BULK,
             batch_size_setting="contact_batch_size",
-            send=lambda shop, group, chunk: senders.upsert_contacts(shop, group, chunk.works),
+            send=senders.send_contacts,
             reply=ContactUpserted,
         ),
         ActionSpec(
@@ -118,9 +119,7 @@ SPECS: dict[Action, ActionSpec] = {
             operations=(gateway.CONTACT_DELETE,),
             chunking=Chunking.SINGLE,
             batch_size_setting=None,
-            send=lambda shop, group, chunk: {
-                work.position: senders.delete_contact(shop, group, work) for work in chunk.works
-            },
+            send=senders.send_each_delete,
             reply=ContactDeleted,
         ),
         ActionSpec(
@@ -130,7 +129,7 @@ SPECS: dict[Action, ActionSpec] = {
             operations=(gateway.EVENT_ADD, gateway.EVENT_BATCH_ADD),
             chunking=Chunking.BULK,
             batch_size_setting="event_batch_size",
-            send=lambda shop, group, chunk: senders.add_events(shop, group, chunk.works),
+            send=senders.send_events,
             reply=EventCreated,
         ),
         ActionSpec(
@@ -140,7 +139,7 @@ SPECS: dict[Action, ActionSpec] = {
             operations=(gateway.PRODUCT_UPSERT,),
             chunking=Chunking.ITEMS,
             batch_size_setting="product_batch_size",
-            send=lambda shop, group, chunk: senders.upsert_products(shop, group, chunk.products),
+            send=senders.send_products,
             reply=ProductsUpserted,
         ),
     )
@@ -167,4 +166,5 @@ def spec_for(action: Any) -> ActionSpec:
 
 def send_chunk(shop: SalesmanagoGateway, chunk: Chunk, group: GroupConfig | None = None) -> Results:
     """Send ``chunk`` (optionally with a fresher group config); one result per command."""
-    return spec_for(chunk.action).send(shop, group or chunk.group, chunk)
+    spec = spec_for(chunk.action)
+    return spec.send(shop, group or chunk.group, chunk, spec.item)

@@ -10,9 +10,9 @@ Paths, body envelopes and how a reply is read are the gateway's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from salesmanago_bridge.commands import Action
 from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
@@ -24,8 +24,27 @@ from salesmanago_bridge.errors import (
 )
 from salesmanago_bridge.gateway import SalesmanagoGateway, is_request_level, product_problems
 from salesmanago_bridge.groups import GroupConfig
-from salesmanago_bridge.mapping import contact_delete_body, contact_upsert_item, event_item, product_item
-from salesmanago_bridge.work import ProductItem, Result, Results, Work
+from salesmanago_bridge.work import Chunk, ProductItem, Result, Results, Work
+
+# An action's item builder (its ActionSpec's ``item``): validated data → the SALESmanago item.
+Build = Callable[[Any], dict[str, Any]]
+
+
+# ---- the senders an ActionSpec names: (gateway, group, chunk, item builder) → results ---------
+def send_contacts(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
+    return upsert_contacts(gateway, group, chunk.works, build)
+
+
+def send_each_delete(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
+    return {work.position: delete_contact(gateway, group, work, build) for work in chunk.works}
+
+
+def send_events(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
+    return add_events(gateway, group, chunk.works, build)
+
+
+def send_products(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
+    return upsert_products(gateway, group, chunk.products, build)
 
 
 def _all(works: list[Work], result: Result) -> Results:
@@ -41,7 +60,7 @@ def _one(work: Work, send: Any) -> Results:
 
 
 def _bulk(
-    gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work], send: Any, resend: Any
+    works: list[Work], send: Callable[[], Any], resend: Callable[[list[Work]], Results]
 ) -> tuple[Any, Results | None]:
     """(``send()``'s reply, None) or, when it failed, (None, one result per command).
 
@@ -56,20 +75,24 @@ def _bulk(
         if is_request_level(error):
             return None, _all(works, error)
         middle = len(works) // 2
-        return None, {**resend(gateway, group, works[:middle]), **resend(gateway, group, works[middle:])}
+        return None, {**resend(works[:middle]), **resend(works[middle:])}
     except BridgeError as error:
         return None, _all(works, error)
 
 
 # ---- contacts ------------------------------------------------------------------------------
-def upsert_contacts(gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work]) -> Results:
-    action = str(Action.CONTACT_UPSERT)
+def upsert_contacts(
+    gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work], build: Build
+) -> Results:
+    action = str(works[0].command.action)  # the metric dimension of these requests
     if len(works) == 1:
-        item = contact_upsert_item(works[0].command.data)  # type: ignore[arg-type]
+        item = build(works[0].command.data)
         return _one(works[0], lambda: {"contactId": gateway.upsert_contact(group, item, action=action)})
-    items = [contact_upsert_item(w.command.data) for w in works]  # type: ignore[arg-type]
+    items = [build(w.command.data) for w in works]
     ids, refused = _bulk(
-        gateway, group, works, lambda: gateway.upsert_contacts(group, items, action=action), upsert_contacts
+        works,
+        lambda: gateway.upsert_contacts(group, items, action=action),
+        lambda half: upsert_contacts(gateway, group, half, build),
     )
     if refused is not None:
         return refused
@@ -79,28 +102,30 @@ def upsert_contacts(gateway: SalesmanagoGateway, group: GroupConfig, works: list
         if contact_id:
             results[work.position] = {"contactId": contact_id}
         else:  # not in the reply: ask again alone, for a definite answer (upserts are idempotent)
-            results.update(upsert_contacts(gateway, group, [work]))
+            results.update(upsert_contacts(gateway, group, [work], build))
     return results
 
 
-def delete_contact(gateway: SalesmanagoGateway, group: GroupConfig, work: Work) -> Result:
-    body = contact_delete_body(work.command.data)  # type: ignore[arg-type]
+def delete_contact(gateway: SalesmanagoGateway, group: GroupConfig, work: Work, build: Build) -> Result:
+    body = build(work.command.data)
     try:
-        deleted = gateway.delete_contact(group, body, action=str(Action.CONTACT_DELETE))
+        deleted = gateway.delete_contact(group, body, action=str(work.command.action))
     except BridgeError as error:
         return error
     return {"deleted": True} if deleted else {"deleted": False, "already_absent": True}
 
 
 # ---- events --------------------------------------------------------------------------------
-def add_events(gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work]) -> Results:
-    action = str(Action.EVENT_CREATE)
+def add_events(gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work], build: Build) -> Results:
+    action = str(works[0].command.action)
     if len(works) == 1:
-        item = event_item(works[0].command.data)  # type: ignore[arg-type]
+        item = build(works[0].command.data)
         return _one(works[0], lambda: {"eventId": gateway.add_event(group, item, action=action)})
-    items = [event_item(w.command.data) for w in works]  # type: ignore[arg-type]
+    items = [build(w.command.data) for w in works]
     reply, refused = _bulk(
-        gateway, group, works, lambda: gateway.add_events(group, items, action=action), add_events
+        works,
+        lambda: gateway.add_events(group, items, action=action),
+        lambda half: add_events(gateway, group, half, build),
     )
     if refused is not None:
         return refused
@@ -115,14 +140,16 @@ def add_events(gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work
     else:
         results.update({w.position: {"eventId": None, "batched": True} for w in created})
     for work in failed:  # not created: re-send alone, for its own precise answer
-        results.update(add_events(gateway, group, [work]))
+        results.update(add_events(gateway, group, [work], build))
     return results
 
 
 # ---- products ------------------------------------------------------------------------------
-def upsert_products(gateway: SalesmanagoGateway, group: GroupConfig, items: list[ProductItem]) -> Results:
+def upsert_products(
+    gateway: SalesmanagoGateway, group: GroupConfig, items: list[ProductItem], build: Build
+) -> Results:
     """Upsert products of several commands in one request; one merged result per command."""
-    outcomes = _upsert_items(gateway, group, items)
+    outcomes = _upsert_items(gateway, group, items, build)
     results: Results = {}
     for item in items:
         position = item.work.position
@@ -147,7 +174,7 @@ def merge_results(current: Result | None, new: Result) -> Result:
 
 
 def _upsert_items(
-    gateway: SalesmanagoGateway, group: GroupConfig, items: list[ProductItem]
+    gateway: SalesmanagoGateway, group: GroupConfig, items: list[ProductItem], build: Build
 ) -> dict[int, Any]:
     if not items:
         return {}
@@ -156,20 +183,24 @@ def _upsert_items(
             "the group has no catalog_id for products", group_key=items[0].work.command.group_key
         )
         return {id(item): error for item in items}
-    bodies = [product_item(item.product) for item in items]
+    bodies = [build(item.product) for item in items]
     try:
         warnings = gateway.upsert_products(
-            group, group.catalog_id, bodies, action=str(Action.PRODUCTS_UPSERT)
+            group, group.catalog_id, bodies, action=str(items[0].work.command.action)
         )
     except SalesmanagoRejectedError as error:
-        return _isolate_products(gateway, group, items, error)
+        return _isolate_products(gateway, group, items, build, error)
     except (AuthError, TransientError) as error:
         return {id(item): error for item in items}
     return {id(item): {"productIds": [item.product.id], "warnings": warnings} for item in items}
 
 
 def _isolate_products(
-    gateway: SalesmanagoGateway, group: GroupConfig, items: list[ProductItem], error: SalesmanagoRejectedError
+    gateway: SalesmanagoGateway,
+    group: GroupConfig,
+    items: list[ProductItem],
+    build: Build,
+    error: SalesmanagoRejectedError,
 ) -> dict[int, Any]:
     """Blame the items the reply names; re-send the others (upserts are idempotent)."""
     named = product_problems(error)
@@ -188,8 +219,8 @@ def _isolate_products(
             return {id(items[0]): error}
         middle = len(items) // 2
         return {
-            **_upsert_items(gateway, group, items[:middle]),
-            **_upsert_items(gateway, group, items[middle:]),
+            **_upsert_items(gateway, group, items[:middle], build),
+            **_upsert_items(gateway, group, items[middle:], build),
         }
     outcomes: dict[int, Any] = {}
     rest = []
@@ -200,5 +231,5 @@ def _isolate_products(
             )
         else:
             rest.append(item)
-    outcomes.update(_upsert_items(gateway, group, rest))
+    outcomes.update(_upsert_items(gateway, group, rest, build))
     return outcomes
