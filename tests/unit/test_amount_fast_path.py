@@ -10,7 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from salesmanago_bridge.commands import _EXACT_EVENT_VALUE, _EXACT_MONEY, EventCreateData, ProductData
+from salesmanago_bridge.commands import EventCreateData, ProductData
+from salesmanago_bridge.fields import _EXACT_EVENT_VALUE, _EXACT_MONEY
 from tests.conftest import PRODUCT_BASE
 
 

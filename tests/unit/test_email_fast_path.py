@@ -7,7 +7,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from salesmanago_bridge.commands import _PLAIN_EMAIL, _validate_email
+from salesmanago_bridge.fields import _PLAIN_EMAIL, _validate_email
 
 
 def reference(value: str) -> str | None:

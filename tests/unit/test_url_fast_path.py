@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from salesmanago_bridge.commands import _PLAIN_URL, _check_url
+from salesmanago_bridge.fields import _PLAIN_URL, _check_url
 
 
 def reference(value: str) -> bool:

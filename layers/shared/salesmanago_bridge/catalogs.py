@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from salesmanago_bridge.client import SalesmanagoClient
-from salesmanago_bridge.commands import LOCATION_PATTERN, problems_from
 from salesmanago_bridge.errors import ValidationFailedError
+from salesmanago_bridge.fields import LOCATION_PATTERN, problems_from
 from salesmanago_bridge.gateway import Catalog, CatalogList, SalesmanagoGateway, read_catalog
 from salesmanago_bridge.groups import GroupConfig
 

@@ -10,15 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from salesmanago_bridge.commands import (
-    GROUP_KEY_PATTERN,
-    LOCATION_PATTERN,
-    Action,
-    Email,
-    allowed_targets,
-    is_valid_target,
-    problems_from,
-)
+from salesmanago_bridge.commands import GROUP_KEY_PATTERN, Action, Email, allowed_targets, is_valid_target
 from salesmanago_bridge.errors import (
     FieldProblem,
     GroupConfigError,
@@ -26,6 +18,7 @@ from salesmanago_bridge.errors import (
     UnknownGroupError,
     aws_refusal,
 )
+from salesmanago_bridge.fields import LOCATION_PATTERN, problems_from
 from salesmanago_bridge.settings import Settings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -8,13 +8,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from salesmanago_bridge.commands import (
-    SALESMANAGO_TEXT_LIMIT,
     ConsentDetail,
     ContactDeleteData,
     ContactUpsertData,
     EventCreateData,
     ProductData,
 )
+from salesmanago_bridge.fields import SALESMANAGO_TEXT_LIMIT
 
 CONTACT_FIELDS = ("email", "name", "phone", "fax", "company", "externalId", "state")
 ADDRESS_FIELDS = ("streetAddress", "zipCode", "city", "country")

@@ -12,18 +12,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from salesmanago_bridge.commands import (
-    GROUP_KEY_PATTERN,
-    LOCATION_MISMATCH,
-    Action,
-    Command,
-)
+from salesmanago_bridge.commands import GROUP_KEY_PATTERN, Action, Command
 from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
 from salesmanago_bridge.errors import (
     BridgeError,
     OutcomeUnknownError,
     TransientError,
 )
+from salesmanago_bridge.fields import LOCATION_MISMATCH
 from salesmanago_bridge.observability import (
     COMMANDS_APPLIED,
     COMMANDS_DEAD_LETTERED,
