@@ -115,6 +115,18 @@ class TimeBudget:
         return max(0.0, min(self.max_retry_after_s, self.remaining_s() - self.request_time_s))
 
 
+# urllib3's private API, behind this one adapter (tests/unit/test_private_api.py fails when it moves).
+URLLIB3_PRIVATE = {"_is_read_error": ("self", "err")}
+
+
+def sent_without_reply(retry: Retry, error: Exception) -> bool:
+    """Whether urllib3 counts ``error`` as a read error: the request went out, no reply came.
+
+    urllib3 has no public predicate for it; its own ``Retry.increment`` uses ``_is_read_error``.
+    """
+    return bool(retry._is_read_error(error))
+
+
 def _is_at_most_once(url: str | None) -> bool:
     return bool(url) and any(url.split("?")[0].endswith(path) for path in AT_MOST_ONCE_PATHS)  # type: ignore[union-attr]
 
@@ -139,7 +151,7 @@ class BridgeRetry(Retry):
         _stacktrace: Any = None,
     ) -> BridgeRetry:
         if _is_at_most_once(url):
-            if error is not None and self._is_read_error(error):
+            if error is not None and sent_without_reply(self, error):
                 raise error  # sent, no reply: SALESmanago may have created the event
             if response is not None and response.status in OUTCOME_UNKNOWN_STATUSES:
                 raise MaxRetryError(_pool, url, ResponseError(f"{response.status} on a non-idempotent call"))

@@ -90,6 +90,52 @@ def event_config(ttl_s: int) -> IdempotencyConfig:
     )
 
 
+class _StoreInternals:
+    """The private helpers of Powertools' persistence layer this module builds on, in one place.
+
+    Powertools has no public API for a batch of records; these helpers keep our records exactly
+    the ones its own ``idempotent_function`` writes and reads. ``POWERTOOLS_PRIVATE`` names each
+    with its parameters: tests/unit/test_private_api.py fails loudly when one moves or changes.
+    """
+
+    POWERTOOLS_PRIVATE = {
+        "_get_hashed_idempotency_key": ("self", "data"),
+        "_item_to_data_record": ("self", "item"),
+        "_get_key": ("self", "idempotency_key"),
+        "_validate_payload": ("self", "data_payload", "stored_data_record"),
+        "_get_expiry_timestamp": ("self",),
+        "_get_hashed_payload": ("self", "data"),
+    }
+
+    @staticmethod
+    def hashed_key(store: DynamoDBPersistenceLayer, data: dict[str, Any]) -> str | None:
+        return store._get_hashed_idempotency_key(data=data)
+
+    @staticmethod
+    def record_of(store: DynamoDBPersistenceLayer, item: dict[str, Any]) -> DataRecord:
+        return store._item_to_data_record(item)
+
+    @staticmethod
+    def key_of(store: DynamoDBPersistenceLayer, key: str) -> dict[str, Any]:
+        return store._get_key(key)
+
+    @staticmethod
+    def check_payload(store: DynamoDBPersistenceLayer, data: dict[str, Any], record: DataRecord) -> None:
+        """Raises: IdempotencyValidationError when ``data`` is not the payload ``record`` was made for."""
+        store._validate_payload(data_payload=data, stored_data_record=record)
+
+    @staticmethod
+    def expiry_timestamp(store: DynamoDBPersistenceLayer) -> int:
+        return store._get_expiry_timestamp()
+
+    @staticmethod
+    def hashed_payload(store: DynamoDBPersistenceLayer, data: dict[str, Any]) -> str:
+        return store._get_hashed_payload(data=data)
+
+
+_store = _StoreInternals
+
+
 class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
     """Powertools' DynamoDB store, records and keys unchanged, plus batch lookups and completions.
 
@@ -104,14 +150,14 @@ class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
     def get_records(self, datas: list[dict[str, Any]]) -> list[DataRecord | Exception | None]:
         """Each data's record (None when absent), read consistently; an error in place of the
         records of a request that failed."""
-        keys = [self._get_hashed_idempotency_key(data=data) for data in datas]
+        keys = [_store.hashed_key(self, data) for data in datas]
         unique = list(dict.fromkeys(key for key in keys if key is not None))
         items: dict[str, dict[str, Any] | Exception] = _in_chunks(unique, BATCH_GET_LIMIT, self._batch_get)
         records: list[DataRecord | Exception | None] = []
         for key in keys:
             item = items.get(key) if key is not None else None
             records.append(
-                item if item is None or isinstance(item, Exception) else self._item_to_data_record(item)
+                item if item is None or isinstance(item, Exception) else _store.record_of(self, item)
             )
         return records
 
@@ -124,13 +170,13 @@ class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
                 found[item[self.sort_key_attr or self.key_attr]["S"]] = item
             return reply.get("UnprocessedKeys")
 
-        keys_request = {"Keys": [self._get_key(key) for key in keys], "ConsistentRead": True}
+        keys_request = {"Keys": [_store.key_of(self, key) for key in keys], "ConsistentRead": True}
         self._until_processed(send, {self.table_name: keys_request}, "lookups")
         return found
 
     def payload_matches(self, data: dict[str, Any], record: DataRecord) -> bool:
         try:
-            self._validate_payload(data_payload=data, stored_data_record=record)
+            _store.check_payload(self, data, record)
         except IdempotencyValidationError:
             return False
         return True
@@ -142,18 +188,18 @@ class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
         items: dict[str, dict[str, Any]] = {}
         keys: list[str | None] = []
         for data, result in completions:
-            key = self._get_hashed_idempotency_key(data=data)
+            key = _store.hashed_key(self, data)
             keys.append(key)
             if key is None:
                 continue
             item = {
-                **self._get_key(key),
-                self.expiry_attr: {"N": str(self._get_expiry_timestamp())},
+                **_store.key_of(self, key),
+                self.expiry_attr: {"N": str(_store.expiry_timestamp(self))},
                 self.status_attr: {"S": COMPLETED},
                 self.data_attr: {"S": json.dumps(result, cls=Encoder, sort_keys=True)},
             }
             if self.payload_validation_enabled:
-                item[self.validation_key_attr] = {"S": self._get_hashed_payload(data=data)}
+                item[self.validation_key_attr] = {"S": _store.hashed_payload(self, data)}
             items[key] = item  # the same record twice in a batch: one write, the last result
 
         def write(chunk: list[str]) -> dict[str, Any]:
