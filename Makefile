@@ -87,8 +87,13 @@ openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 cli-demo: $(STAMP) ## the `bridge` CLI end to end on moto's server: 50,000-contact backfill, dead letters, redrive
 	bench/cli_backfill_demo.sh
 
-bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start (a few minutes; not in test)
+bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start, hostile input (a few minutes; not in test)
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
+	$(BIN)/python -m bench.hostile
+
+.PHONY: bench-hostile
+bench-hostile: $(STAMP) ## benchmark: CPU per KB of the worst hostile input of each class, 10 KB vs 100 KB (seconds)
+	$(BIN)/python -m bench.hostile
 
 .PHONY: chaos fuzz
 chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 [SEED=7]
