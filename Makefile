@@ -54,7 +54,7 @@ sandbox: $(STAMP) ## serve the SALESmanago sandbox on :8090 (Ctrl-C to stop)
 	$(BIN)/python -m local.sandbox --port 8090 --groups-file local/groups.sample.json
 
 invoke: $(STAMP) ## run one event through one handler: make invoke FN=sqs_consumer EVENT=events/sqs_contact_upsert.json
-	$(BIN)/python -m local.runner $(FN) $(EVENT)
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.runner $(FN) $(EVENT)
 
 $(SAM):
 	$(PY) -m venv $(SAM_VENV)
@@ -78,7 +78,7 @@ clean: ## remove build output and caches
 
 .PHONY: api openapi
 api: $(STAMP) ## serve the HTTP API on http://127.0.0.1:3000 (sandbox; real accounts with SALESMANAGO_GROUPS_FILE)
-	$(BIN)/python -m local.api_server --port 3000
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.api_server --port 3000
 
 openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 	$(BIN)/python -m local.openapi

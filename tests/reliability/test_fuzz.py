@@ -473,9 +473,9 @@ def m_many_bad_products(draw: Any, h: Hostile) -> Expect:
 
 # ---- hostile by size and shape (issue 16): refused when parsed, or named, in linear time ------------
 BODY = Expect(("body",))  # refused when the body is parsed: the problem names the body
-# Lone surrogates (a high one alone, a low one before a high one: JSON would pair them otherwise) and
+# Lone surrogates (repeated, a high one never meets a low one after it: JSON would pair them) and
 # control characters, C0 and DEL.
-LONE_SURROGATES = ("\ud800", "\udfff\ud800", "\udbff")
+LONE_SURROGATES = ("\ud800", "\udfff", "\udbff")
 CONTROL_CHARACTERS = ("\u0001", "\u001f", "\u007f", "\u0000\u0008")
 
 
@@ -501,13 +501,16 @@ def m_huge_key(draw: Any, h: Hostile) -> Expect:
     if h.action == "products.upsert":  # ignored and listed, the others still sent: make one fail
         target["url"] = f"/{MARK}"
         return Expect((f"{path}.url",))
-    return Expect((scrub(field_path((path, key))),), frozenset({"unmapped_field"}))
+    named = scrub(field_path((path, key)))
+    if unit in LONE_SURROGATES:  # the API's validation cannot read such a key: it names its object
+        return Expect((named, path), frozenset({"unmapped_field", "validation"}))
+    return Expect((named,), frozenset({"unmapped_field"}))
 
 
 def m_huge_value(draw: Any, h: Hostile) -> Expect:
-    size = draw(st.sampled_from([1_000, 10_000, 100_000]))
+    size = draw(st.sampled_from([1_000, 10_000, 100_000]))  # in JSON: within what SQS and SNS carry
     unit = draw(st.sampled_from(["x", "a@", *LONE_SURROGATES, *CONTROL_CHARACTERS]))
-    value = MARK + unit * (size // len(unit))
+    value = MARK + unit * (size // len(json.dumps(unit)[1:-1]))
     target, path = _slot(draw, h)
     name = "name" if h.action in ("contact.upsert", "products.upsert") else "email"
     target[name] = value
