@@ -36,6 +36,7 @@ from pydantic import (
 
 from salesmanago_bridge.codec import JsonLimitError, check_bounds, loads
 from salesmanago_bridge.errors import FieldProblem, UnmappedFieldError, ValidationFailedError
+from salesmanago_bridge.privacy import scrub
 
 
 class Action(StrEnum):
@@ -379,10 +380,11 @@ def allowed_targets(action: Action) -> list[str]:
 
 
 def field_path(loc: Iterable[Any]) -> str:
-    """``data.products[3].url`` from a location; each name cut to MAX_PATH_PART characters.
+    """``data.products[3].url`` from a location; each name cut to MAX_PATH_PART characters, then scrubbed.
 
     A name can be a producer's key of any length: it is cut before anything (the e-mail
-    scrubber, a log line, a reason) reads it.
+    scrubber, a log line, a reason) reads it. Each name is scrubbed on its own, so an e-mail in
+    a key does not swallow the path before it (dots are e-mail characters).
     """
     path = ""
     for part in loc:
@@ -390,8 +392,7 @@ def field_path(loc: Iterable[Any]) -> str:
             path += f"[{part}]"
             continue
         name = str(part)
-        if len(name) > MAX_PATH_PART:
-            name = name[:MAX_PATH_PART] + "…"
+        name = scrub(name[:MAX_PATH_PART]) + "…" if len(name) > MAX_PATH_PART else scrub(name)
         path += f".{name}" if path else name
     return path
 
