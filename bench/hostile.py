@@ -74,6 +74,12 @@ def _event(date: str) -> str:
 CLASSES: dict[str, Callable[[int], str]] = {
     # an unknown key of e-mail characters with no @: the worst text for an e-mail scan
     "huge key": lambda size: _pad(_contact('"{}": 1'), size, lambda n: "a" * n),
+    # the same beside group_key and data: refused by the envelope's validation, before any tenant
+    "huge envelope key": lambda size: _pad(
+        '{"action": "contact.upsert", "group_key": "bench", "{}": 1, "data": {"email": "' + EMAIL + '"}}',
+        size,
+        lambda n: "a" * n,
+    ),
     # a key under properties, reported with its path by validation
     "huge property key": lambda size: _pad(_contact('"properties": {"{}": 1}'), size, lambda n: "a" * n),
     # a value far over its field's limit, of address characters around one @

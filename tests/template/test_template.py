@@ -136,13 +136,22 @@ def test_functions_share_runtime_architecture_tracing_and_layer(cfn: dict[str, A
     assert len(checks.functions(cfn)) == 4
 
 
+def is_api(cfn: dict[str, Any], function: str) -> bool:
+    return checks.invoke_principals(cfn, function) == {"apigateway.amazonaws.com"}
+
+
 def test_functions_get_every_setting_and_the_powertools_environment(cfn: dict[str, Any]) -> None:
     for function in checks.functions(cfn):
         # Given
         variables = {name: checks.resolve(cfn, value) for name, value in checks.env(cfn, function).items()}
 
         # Then
-        assert set(variables) >= SETTINGS_VARIABLES, function
+        expected_settings = SETTINGS_VARIABLES - (
+            set()
+            if checks.env(cfn, function).get("DEAD_LETTER_QUEUE_URL") is not None or not is_api(cfn, function)
+            else {"DEAD_LETTER_QUEUE_URL"}
+        )
+        assert set(variables) >= expected_settings, function
         for name, expected in POWERTOOLS_VARIABLES.items():
             assert str(variables[name]) == expected, (function, name)
         assert str(variables["MAX_RECEIVE_COUNT"]) == "5"
@@ -170,10 +179,11 @@ def test_dead_letters_go_where_design_says(cfn: dict[str, Any]) -> None:
         "sqs_consumer": "CommandsDeadLetterQueue",
         "sns_consumer": "FailureQueue",
         "eventbridge_consumer": "FailureQueue",
-        "api": "FailureQueue",
     }
     for folder, queue in expected.items():
         assert checks.env(cfn, function_id(cfn, folder))["DEAD_LETTER_QUEUE_URL"] == {"Ref": queue}
+    # The API answers every failure to its caller and parks nothing: no queue, no grant to send.
+    assert "DEAD_LETTER_QUEUE_URL" not in checks.env(cfn, function_id(cfn, "api"))
 
 
 # ------------------------------------------------------------------ IAM
@@ -313,6 +323,7 @@ def test_dashboard_is_valid_json_and_shows_our_metrics(cfn: dict[str, Any]) -> N
         "CommandsDeadLettered",
         "SalesmanagoLatency",
         "SalesmanagoRequests",
+        "LocationMismatches",
         "ApproximateNumberOfMessagesVisible",
         "ApproximateAgeOfOldestMessage",
         "Duration",
@@ -441,6 +452,8 @@ def test_layer_ships_bytecode_and_not_what_the_runtime_provides(sam_template: di
     assert "manylinux2014_aarch64" in recipe and "--python-version 3.13" in recipe
     assert "botocore" in recipe.split("RUNTIME_PROVIDED =")[1].splitlines()[0]
     assert "compileall" in recipe and "--invalidation-mode unchecked-hash" in recipe
+    # from the hashed lock only (tests/unit/test_dependency_locks.py checks the lock itself)
+    assert "--require-hashes -r requirements.lock" in recipe
 
 
 def test_every_function_code_folder_has_its_handler(sam_template: dict[str, Any]) -> None:

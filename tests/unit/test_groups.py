@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from salesmanago_bridge.commands import Action
-from salesmanago_bridge.errors import BridgeError, GroupConfigError, UnknownGroupError
+from salesmanago_bridge.errors import (
+    BridgeError,
+    GroupConfigError,
+    UnavailableError,
+    UnknownGroupError,
+    aws_refusal,
+)
 from salesmanago_bridge.groups import (
     FileGroupStore,
     GroupConfig,
@@ -178,8 +184,9 @@ def test_group_config_endpoint_not_an_absolute_url_rejected(field: str, url: str
     assert "absolute URL" in problem_for(error, field)
 
 
-@pytest.mark.parametrize("location", ["demo_shop", "eu/shop-1.pl", "l" * 36])
-def test_group_config_location_matching_pattern_accepted(location: str) -> None:
+# The catalog pattern SALESmanago's official plugin validates (salesmanago-api.md §3, corrected).
+@pytest.mark.parametrize("location", ["demo_shop", "MyShop", "_eu_2", "l" * 255])
+def test_group_config_location_matching_catalog_pattern_accepted(location: str) -> None:
     # Given / When
     group = parse_group_config(GROUP, config(location=location))
 
@@ -187,13 +194,13 @@ def test_group_config_location_matching_pattern_accepted(location: str) -> None:
     assert group.location == location
 
 
-@pytest.mark.parametrize("location", ["Demo_Shop", "demo shop", "l" * 37, ""])
-def test_group_config_location_breaking_pattern_rejected(location: str) -> None:
+@pytest.mark.parametrize("location", ["shop-1.pl", "eu/shop", "demo shop", "1shop", "ab", "l" * 256, ""])
+def test_group_config_location_no_catalog_can_have_rejected(location: str) -> None:
     # Given / When
     error = invalid(config(location=location))
 
-    # Then
-    assert "a-z0-9" in problem_for(error, "location")
+    # Then the problem names the catalog pattern
+    assert "a-zA-Z_" in problem_for(error, "location")
 
 
 def test_group_config_field_map_sample_routes_accepted() -> None:
@@ -331,7 +338,7 @@ def test_parse_group_config_error_names_fields_without_values(override: dict[str
 
 def test_parse_group_config_lists_every_bad_field() -> None:
     # Given / When
-    error = invalid(config(client_id="", owner="x", endpoint="ftp://x", location="BAD"))
+    error = invalid(config(client_id="", owner="x", endpoint="ftp://x", location="BAD-1"))
 
     # Then
     assert {d.field for d in error.details} == {"client_id", "owner", "endpoint", "location"}
@@ -633,12 +640,16 @@ def test_ssm_group_store_caches_until_force_fetch(ssm: Any, ssm_store: SsmGroupS
     assert fetched.client_id == "after"
 
 
-def test_ssm_group_store_group_keys_for_api_key(ssm: Any, ssm_store: SsmGroupStore) -> None:
-    # Given two groups, one allowing the key
-    put_group(ssm, "/salesmanago/test/groups/demo-shop", config(api_key_ids=["key-a"]))
-    put_group(ssm, "/salesmanago/test/groups/outlet", config(api_key_ids=["key-b"]))
+def test_ssm_group_store_group_keys_for_api_key_read_from_its_index_entry(
+    ssm: Any, ssm_store: SsmGroupStore
+) -> None:
+    # Given the key's index entry (a plain String) and groups that would say otherwise
+    put_group(ssm, "/salesmanago/test/groups/outlet", config(api_key_ids=["key-a"]))
+    ssm.put_parameter(
+        Name="/salesmanago/test/api-keys/key-a", Value='{"group_keys": ["demo-shop"]}', Type="String"
+    )
 
-    # When / Then
+    # When / Then: the entry decides which groups are candidates; the groups are never scanned
     assert ssm_store.group_keys_for_api_key("key-a") == ["demo-shop"]
     assert ssm_store.group_keys_for_api_key("key-c") == []
 
@@ -697,3 +708,47 @@ def invalid_with(raw: Any, **options: Any) -> GroupConfigError:
 def test_settings_allow_loopback_is_off_by_default() -> None:
     assert Settings.from_env({}).allow_loopback is False
     assert Settings.from_env({"SALESMANAGO_ALLOW_LOOPBACK": "true"}).allow_loopback is True
+
+
+def test_ssm_group_store_invalid_index_entry_rejected(ssm: Any, ssm_store: SsmGroupStore) -> None:
+    # Given
+    ssm.put_parameter(
+        Name="/salesmanago/test/api-keys/key-a", Value='{"group_keys": ["no spaces"]}', Type="String"
+    )
+
+    # When
+    with pytest.raises(GroupConfigError) as info:
+        ssm_store.group_keys_for_api_key("key-a")
+
+    # Then
+    assert "group_keys" in str(info.value)
+
+
+def test_ssm_group_store_refused_read_names_the_aws_call_and_code(
+    ssm: Any, ssm_store: SsmGroupStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SSM refusing every read, as IAM does when the policy lacks the action
+    from aws_lambda_powertools.utilities import parameters
+    from botocore.exceptions import ClientError
+
+    def refuse(self: Any, name: str, **kwargs: Any) -> str:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": f"not allowed on {name} {SECRET}"}}
+        raise ClientError(error, "GetParameter")
+
+    monkeypatch.setattr(parameters.SSMProvider, "_get", refuse)
+
+    # When
+    with pytest.raises(UnavailableError) as by_key:
+        ssm_store.group_keys_for_api_key("key-a")
+    with pytest.raises(UnavailableError) as by_group:
+        ssm_store.get("demo-shop")
+
+    # Then: transient, naming the operation and AWS's code, never AWS's message
+    for error in (by_key.value, by_group.value):
+        assert error.retryable
+        assert "(GetParameter: AccessDeniedException)" in error.describe()
+        assert SECRET not in error.describe()
+        assert aws_refusal(error) == {
+            "aws_operation": "GetParameter",
+            "aws_error_code": "AccessDeniedException",
+        }

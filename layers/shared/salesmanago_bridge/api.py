@@ -58,11 +58,13 @@ from salesmanago_bridge.commands import (
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.errors import (
     BridgeError,
-    DeadlineError,
     ErrorType,
     FieldProblem,
+    RequestInProgressError,
     UnavailableError,
+    UnknownGroupError,
     ValidationFailedError,
+    aws_refusal,
 )
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.mapping import ContactView, contact_view
@@ -100,7 +102,11 @@ STATUS_BY_ERROR_TYPE: dict[ErrorType, HTTPStatus] = {
     ErrorType.OUTCOME_UNKNOWN: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.DEAD_LETTER_FAILED: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.DEADLINE: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.HELD_FOR_ORDER: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.EVENT_IN_FLIGHT: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.REQUEST_IN_PROGRESS: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.INVALID_GROUP_CONFIG: HTTPStatus.INTERNAL_SERVER_ERROR,
+    ErrorType.INVALID_SETTINGS: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorType.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
 }
 GENERIC_500 = "internal error; contact the operator if it persists"
@@ -259,12 +265,18 @@ class ContactDeleted(_Applied):
 
 class EventCreated(_Applied):
     eventId: str | None = Field(None, description="SALESmanago's id of the event")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="sent anyway, but e.g. `location_mismatch`: the location differs from the catalog's",
+    )
 
 
 class ProductsUpserted(_Applied):
     productIds: list[str]
     ignored_fields: list[str] = Field(default_factory=list, description="fields no field map takes")
-    warnings: list[str] = Field(default_factory=list, description="SALESmanago's warnings (data trimmed)")
+    warnings: list[str] = Field(
+        default_factory=list, description="values trimmed to SALESmanago's limits, and SALESmanago's warnings"
+    )
 
 
 class ContactFound(BaseModel):
@@ -351,7 +363,7 @@ def error_response(exc: Exception) -> Response:
         )
     else:
         log = logger.warning if status >= HTTPStatus.INTERNAL_SERVER_ERROR else logger.info
-        log("API request refused", extra={"status": int(status), "code": code})
+        log("API request refused", extra={"status": int(status), "code": code, **aws_refusal(exc)})
     body = {"error": {"code": code, "message": scrub(message), "details": [d.as_dict() for d in details]}}
     return Response(
         status_code=int(status), content_type=content_types.APPLICATION_JSON, body=body, headers=headers
@@ -543,15 +555,26 @@ def resolve_group(app: APIGatewayRestResolver, *named: Any) -> str:
     if requested:
         if requested[0] not in allowed:
             raise ForbiddenError("this API key may not use this group_key")
-        return requested[0]
+        return _bound(key_id, requested[0])
     if len(allowed) == 1:
-        return allowed[0]
+        return _bound(key_id, allowed[0])
     if not allowed:
         raise ForbiddenError("this API key may not use any group")
     raise ValidationFailedError(
         "group_key is required: this API key may use several groups",
         details=[FieldProblem("group_key", "is required; one of: " + ", ".join(allowed))],
     )
+
+
+def _bound(key_id: str | None, group_key: str) -> str:
+    """``group_key`` if its own config lists the key: the index may lag, the config decides."""
+    try:
+        listed = get_dispatcher().groups.get(group_key).api_key_ids
+    except UnknownGroupError:
+        listed = ()
+    if key_id is None or key_id not in listed:
+        raise ForbiddenError("this API key may not use this group_key")
+    return group_key
 
 
 def _query_group_key(app: APIGatewayRestResolver) -> str | None:
@@ -603,7 +626,9 @@ def _reply(action: Action, group_key: str, result: dict[str, Any]) -> BaseModel:
             **common, deleted=bool(result.get("deleted")), already_absent=bool(result.get("already_absent"))
         )
     if action is Action.EVENT_CREATE:
-        return EventCreated(**common, eventId=result.get("eventId"))
+        return EventCreated(
+            **common, eventId=result.get("eventId"), warnings=list(result.get("warnings") or [])
+        )
     return ProductsUpserted(
         **common,
         productIds=list(result.get("productIds") or []),
@@ -712,7 +737,7 @@ class RequestGuard:
 
         Raises:
             IdempotencyConflictError: a keyed scope seen before with another body.
-            DeadlineError: the same key is being recorded by a concurrent request.
+            RequestInProgressError: the same key is being recorded by a concurrent request.
             UnavailableError: DynamoDB refused or could not be reached.
         """
         request = {"scope": scope, "body_sha256": body_sha256, "now_ms": now_ms}
@@ -724,7 +749,9 @@ class RequestGuard:
                 details=[FieldProblem(IDEMPOTENCY_KEY_HEADER, "was used before with another body")],
             ) from None
         except IdempotencyAlreadyInProgressError:
-            raise DeadlineError(f"a request with this {IDEMPOTENCY_KEY_HEADER} is in progress") from None
+            raise RequestInProgressError(
+                f"a request with this {IDEMPOTENCY_KEY_HEADER} is in progress"
+            ) from None
         except Exception as exc:
             raise UnavailableError(f"idempotency store unavailable: {type(exc).__name__}") from exc
 
