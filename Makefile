@@ -71,7 +71,7 @@ sandbox: $(STAMP) ## serve the SALESmanago sandbox on :8090 (Ctrl-C to stop)
 	$(BIN)/python -m local.sandbox --port 8090 --groups-file local/groups.sample.json
 
 invoke: $(STAMP) ## run one event through one handler: make invoke FN=sqs_consumer EVENT=events/sqs_contact_upsert.json
-	$(BIN)/python -m local.runner $(FN) $(EVENT)
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.runner $(FN) $(EVENT)
 
 $(SAM):
 	$(PY) -m venv $(SAM_VENV)
@@ -95,7 +95,7 @@ clean: ## remove build output and caches
 
 .PHONY: api openapi
 api: $(STAMP) ## serve the HTTP API on http://127.0.0.1:3000 (sandbox; real accounts with SALESMANAGO_GROUPS_FILE)
-	$(BIN)/python -m local.api_server --port 3000
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.api_server --port 3000
 
 openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 	$(BIN)/python -m local.openapi
@@ -104,8 +104,13 @@ openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 cli-demo: $(STAMP) ## the `bridge` CLI end to end on moto's server: 50,000-contact backfill, dead letters, redrive
 	bench/cli_backfill_demo.sh
 
-bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start (a few minutes; not in test)
+bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start, hostile input (a few minutes; not in test)
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
+	$(BIN)/python -m bench.hostile
+
+.PHONY: bench-hostile
+bench-hostile: $(STAMP) ## benchmark: CPU per KB of the worst hostile input of each class, 10 KB vs 100 KB (seconds)
+	$(BIN)/python -m bench.hostile
 
 .PHONY: keys-demo
 keys-demo: $(STAMP) ## `bridge keys` create, rotate, expire, revoke on moto, and the API's answer to each key

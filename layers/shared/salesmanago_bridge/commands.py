@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from salesmanago_bridge.codec import loads
+from salesmanago_bridge.codec import JsonLimitError, check_bounds, loads
 from salesmanago_bridge.errors import FieldProblem, UnmappedFieldError, ValidationFailedError
 from salesmanago_bridge.fields import (
     Birthday,
@@ -39,6 +39,7 @@ from salesmanago_bridge.fields import (
     Tag,
     Text,
     at_most,
+    field_path,
     join_ids,
     location_warnings,
     problems_from,
@@ -220,7 +221,7 @@ def _route_fields(
     for key in [key for key in raw if key not in known]:  # in the producer's order
         value = routed.pop(key)
         if key not in field_map:
-            unmapped.append(f"{path}.{str(key)[:64]}")
+            unmapped.append(field_path((path, key)))
             continue
         head, _, tail = field_map[key].partition(".")
         if not tail:
@@ -303,13 +304,17 @@ class CommandEnvelope(BaseModel):
         Raises:
             ValidationFailedError: naming every failing field.
         """
-        if isinstance(body, str | bytes):
-            try:
+        try:
+            if isinstance(body, str | bytes):
                 body = loads(body)
-            except ValueError:
-                raise ValidationFailedError(
-                    "body is not valid JSON", details=[FieldProblem("body", "is not valid JSON")]
-                ) from None
+            else:  # parsed elsewhere (the Lambda runtime parses an EventBridge event): same bounds
+                check_bounds(body)
+        except JsonLimitError as exc:
+            raise ValidationFailedError(f"body {exc}", details=[FieldProblem("body", str(exc))]) from None
+        except ValueError:
+            raise ValidationFailedError(
+                "body is not valid JSON", details=[FieldProblem("body", "is not valid JSON")]
+            ) from None
         if not isinstance(body, dict):
             raise ValidationFailedError(
                 "body must be a JSON object", details=[FieldProblem("body", "must be a JSON object")]

@@ -6,6 +6,7 @@ validators (held equal to them by tests/unit/test_*_fast_path.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from salesmanago_bridge.errors import FieldProblem
+from salesmanago_bridge.privacy import scrub
 
 if TYPE_CHECKING:
     from salesmanago_bridge.commands import ProductData
@@ -37,6 +39,7 @@ SALESMANAGO_TEXT_LIMIT = 255
 TRIMMED_PRODUCT_FIELDS = ("brand", "sub_category", *(f"detail{n}" for n in range(1, 6)))
 TRIMMED_TO = f"{SALESMANAGO_TEXT_LIMIT} characters (SALESmanago's limit)"
 EMAIL_MAX_LENGTH = 254
+MAX_PATH_PART = 64  # characters of one name in a reported field path
 # Below this an epoch value is surely seconds, not milliseconds (it would be before March 1973).
 MIN_EPOCH_MS = 100_000_000_000
 MAX_EPOCH_MS = 32_503_680_000_000  # year 3000
@@ -230,10 +233,21 @@ def url_field(max_length: int) -> Any:
 
 
 # ---- what validation says: problems that refuse, warnings that do not ---------------------------
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: Iterable[Any]) -> str:
+    """``data.products[3].url`` from a location; each name cut to MAX_PATH_PART characters, then scrubbed.
+
+    A name can be a producer's key of any length: it is cut before anything (the e-mail
+    scrubber, a log line, a reason) reads it. Each name is scrubbed on its own, so an e-mail in
+    a key does not swallow the path before it (dots are e-mail characters).
+    """
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        name = str(part)
+        name = scrub(name[:MAX_PATH_PART]) + "…" if len(name) > MAX_PATH_PART else scrub(name)
+        path += f".{name}" if path else name
     return path
 
 
@@ -245,7 +259,7 @@ def problems_from(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> l
             part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))
         )
         message = err["msg"].removeprefix("Value error, ")
-        problems.append(FieldProblem(_field_path(prefix + loc) or "body", message))
+        problems.append(FieldProblem(field_path(prefix + loc) or "body", message))
     return problems
 
 

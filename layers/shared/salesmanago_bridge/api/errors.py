@@ -20,6 +20,7 @@ from salesmanago_bridge.errors import (
     FieldProblem,
     aws_refusal,
 )
+from salesmanago_bridge.fields import field_path
 from salesmanago_bridge.observability import logger, scrub
 
 DEFAULT_RETRY_AFTER_S = 5
@@ -159,7 +160,7 @@ def validation_problems(errors: Any) -> list[FieldProblem]:
             rest = ()
         parts = [p for p in rest if not (isinstance(p, str) and p.startswith("function-"))]
         if where == "body":
-            field = _field_path(parts) or "body"
+            field = field_path(parts) or "body"
         elif where == "header" and parts:  # Powertools looks headers up in lower case
             field = "-".join(word.capitalize() for word in str(parts[0]).split("-"))
         else:  # query or path: the parameter's own name
@@ -171,10 +172,3 @@ def validation_problems(errors: Any) -> list[FieldProblem]:
         if candidate not in problems:
             problems.append(candidate)
     return problems
-
-
-def _field_path(parts: list[Any]) -> str:
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path

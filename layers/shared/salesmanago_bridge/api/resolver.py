@@ -13,6 +13,8 @@ from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, ServerVariable
 
 from salesmanago_bridge.api.errors import PayloadTooLargeError, error_response
+from salesmanago_bridge.codec import JsonLimitError, loads
+from salesmanago_bridge.errors import FieldProblem, ValidationFailedError
 
 MAX_BODY_BYTES = 1024 * 1024  # API Gateway itself stops at 10 MB
 API_TIME_LIMIT_MS = 25_000  # API Gateway cuts at 29 s; retries and Retry-After waits fit in this
@@ -40,7 +42,9 @@ class BridgeResolver(APIGatewayRestResolver):
     """``APIGatewayRestResolver`` with the size check, JSON bodies, our error mapping and OpenAPI info."""
 
     def __init__(self) -> None:
-        super().__init__(enable_validation=True, strip_prefixes=list(STRIP_PREFIXES))
+        super().__init__(
+            enable_validation=True, strip_prefixes=list(STRIP_PREFIXES), json_body_deserializer=parse_body
+        )
         self.exception_handler(Exception)(error_response)
         self.configure_openapi(
             title="SALESmanago bridge",
@@ -87,6 +91,19 @@ class BridgeResolver(APIGatewayRestResolver):
             if f'"#/components/schemas/{name}"' not in json.dumps(document.get("paths")):
                 schemas.pop(name, None)
         return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def parse_body(text: str) -> Any:
+    """The request body as JSON, within the codec's bounds (depth, finite and bounded numbers).
+
+    Raises:
+        ValidationFailedError: the body is past a bound (a 400 naming the problem).
+        json.JSONDecodeError: the body is not JSON (Powertools answers it as ``json_invalid``).
+    """
+    try:
+        return loads(text)
+    except JsonLimitError as exc:
+        raise ValidationFailedError(f"body {exc}", details=[FieldProblem("body", str(exc))]) from None
 
 
 def body_size(event: Any) -> int:
