@@ -1,5 +1,9 @@
 """Shared pieces of the tests of the public contract (commands.py): the leak marker, payload
-builders and assertions on refusals."""
+builders and assertions on refusals.
+
+Each rejection is checked for the exact field path, a problem text that says what is wrong, and the
+absence of the input value from every rendering of the error (payloads carry personal data).
+"""
 
 from __future__ import annotations
 

@@ -12,16 +12,9 @@ from salesmanago_bridge.commands import Action, CommandEnvelope
 from salesmanago_bridge.settings import Settings
 from salesmanago_bridge.sources import Inbound, Source
 from salesmanago_bridge.work import Work
+from tests.conftest import PRODUCT_BASE
 
 GROUP: Any = object()  # the planners carry the group along, never read it
-PRODUCT = {
-    "name": "N",
-    "description": "D",
-    "category": "C",
-    "brand": "B",
-    "url": "https://s.example.com/p",
-    "image_url": "https://s.example.com/i",
-}
 FIFO = "arn:aws:sqs:eu-central-1:1:q.fifo"
 
 
@@ -38,7 +31,7 @@ def contact(position: int, email: str, **inbound: Any) -> Work:
 
 
 def products(position: int, *ids: str) -> Work:
-    return work(position, "products.upsert", [{"id": i, **PRODUCT} for i in ids])
+    return work(position, "products.upsert", [{"id": i, **PRODUCT_BASE} for i in ids])
 
 
 def positions(rounds: list[list[Work]]) -> list[list[int]]:

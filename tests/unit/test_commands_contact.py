@@ -1,7 +1,5 @@
-"""contact.upsert and contact.delete data, and fields outside the contract (the field map).
-
-Each rejection is checked for the exact field path, a problem text that says what is wrong, and the
-absence of the input value from every rendering of the error (payloads carry personal data).
+"""contact.upsert and contact.delete data, and fields outside the contract (the field map). Refusals
+are checked as commands_support.py says.
 """
 
 from __future__ import annotations

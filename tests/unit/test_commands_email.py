@@ -1,7 +1,5 @@
-"""e-mail addresses: syntax, normalization, length, and that no address leaks into an error.
-
-Each rejection is checked for the exact field path, a problem text that says what is wrong, and the
-absence of the input value from every rendering of the error (payloads carry personal data).
+"""e-mail addresses: syntax, normalization, length, and that no address leaks into an error. Refusals
+are checked as commands_support.py says.
 """
 
 from __future__ import annotations

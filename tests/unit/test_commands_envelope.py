@@ -1,7 +1,5 @@
 """The envelope (action, group_key, id, JSON) and the normalized command a dead letter carries.
-
-Each rejection is checked for the exact field path, a problem text that says what is wrong, and the
-absence of the input value from every rendering of the error (payloads carry personal data).
+Refusals are checked as commands_support.py says.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""event.create data: types, dates, values, locations and details.
-
-Each rejection is checked for the exact field path, a problem text that says what is wrong, and the
-absence of the input value from every rendering of the error (payloads carry personal data).
+"""event.create data: types, dates, values, locations and details. Refusals are checked as
+commands_support.py says.
 """
 
 from __future__ import annotations

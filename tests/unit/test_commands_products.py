@@ -1,7 +1,5 @@
-"""products.upsert data: each product's fields, limits, trims and the field map.
-
-Each rejection is checked for the exact field path, a problem text that says what is wrong, and the
-absence of the input value from every rendering of the error (payloads carry personal data).
+"""products.upsert data: each product's fields, limits, trims and the field map. Refusals are checked
+as commands_support.py says.
 """
 
 from __future__ import annotations

@@ -51,6 +51,22 @@ def _all(works: list[Work], result: Result) -> Results:
     return {work.position: result for work in works}
 
 
+def _one_or_bulk(
+    works: list[Work],
+    build: Build,
+    one: Callable[[dict[str, Any]], Result],
+    bulk: Callable[[list[dict[str, Any]]], Any],
+    resend: Callable[[list[Work]], Results],
+) -> tuple[Any, Results | None]:
+    """(the bulk reply, None) to read; or (None, the results) when there are no more to read:
+    a chunk of one went to the single endpoint, or the bulk call failed."""
+    if len(works) == 1:
+        item = build(works[0].command.data)
+        return None, _one(works[0], lambda: one(item))
+    items = [build(w.command.data) for w in works]
+    return _bulk(works, lambda: bulk(items), resend)
+
+
 def _one(work: Work, send: Any) -> Results:
     """A chunk of one: the single endpoint, whose reply carries the id and the precise reason."""
     try:
@@ -85,17 +101,15 @@ def upsert_contacts(
     gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work], build: Build
 ) -> Results:
     action = str(works[0].command.action)  # the metric dimension of these requests
-    if len(works) == 1:
-        item = build(works[0].command.data)
-        return _one(works[0], lambda: {"contactId": gateway.upsert_contact(group, item, action=action)})
-    items = [build(w.command.data) for w in works]
-    ids, refused = _bulk(
+    ids, done = _one_or_bulk(
         works,
-        lambda: gateway.upsert_contacts(group, items, action=action),
+        build,
+        lambda item: {"contactId": gateway.upsert_contact(group, item, action=action)},
+        lambda items: gateway.upsert_contacts(group, items, action=action),
         lambda half: upsert_contacts(gateway, group, half, build),
     )
-    if refused is not None:
-        return refused
+    if done is not None:
+        return done
     results: Results = {}
     for work in works:
         contact_id = ids.get(work.command.email or "")
@@ -118,17 +132,15 @@ def delete_contact(gateway: SalesmanagoGateway, group: GroupConfig, work: Work, 
 # ---- events --------------------------------------------------------------------------------
 def add_events(gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work], build: Build) -> Results:
     action = str(works[0].command.action)
-    if len(works) == 1:
-        item = build(works[0].command.data)
-        return _one(works[0], lambda: {"eventId": gateway.add_event(group, item, action=action)})
-    items = [build(w.command.data) for w in works]
-    reply, refused = _bulk(
+    reply, done = _one_or_bulk(
         works,
-        lambda: gateway.add_events(group, items, action=action),
+        build,
+        lambda item: {"eventId": gateway.add_event(group, item, action=action)},
+        lambda items: gateway.add_events(group, items, action=action),
         lambda half: add_events(gateway, group, half, build),
     )
-    if refused is not None:
-        return refused
+    if done is not None:
+        return done
     failed = [w for w in works if (w.command.email or "") in reply.failed_emails]
     created = [w for w in works if w not in failed]
     results: Results = {}
