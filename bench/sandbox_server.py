@@ -28,7 +28,7 @@ def stats(sandbox: Sandbox) -> dict[str, object]:
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING)
     # Without TCP_NODELAY the reply's body waits for the client's delayed ACK: ~40 ms a request,
-    # which would swamp the latency under test. (Reported for local/sandbox.py itself.)
+    # which would swamp the latency under test. (Reported for local/sandbox/ itself.)
     _Handler.disable_nagle_algorithm = True
     sandbox = Sandbox.from_groups_file(argv[0]).start()
     print(f"ready {sandbox.url}", flush=True)

@@ -1,4 +1,4 @@
-"""The sandbox (local/sandbox.py) must be as strict as SALESmanago and misbehave exactly when told to.
+"""The sandbox (local/sandbox/) must be as strict as SALESmanago and misbehave exactly when told to.
 
 These tests talk to it over real HTTP with `requests` and compute signatures with hashlib, so they check
 the sandbox against the contract (salesmanago-api.md) rather than against the bridge's own client.

@@ -1,0 +1,155 @@
+"""The sandbox's v3 product API: products and catalogs."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from local.sandbox.checks import _product_problems
+from local.sandbox.model import (
+    _CATALOG_KEYS,
+    _CATALOG_LOCATION_RE,
+    _CURRENCY_RE,
+    _CUSTOM_DETAIL_KEYS,
+    MAX_CATALOGS,
+    MAX_PRODUCTS,
+    REASON_API_KEY,
+    REASON_LIMIT,
+    REASON_MISSING,
+    REASON_PATTERN,
+    REASON_TOO_LONG,
+    REASON_TRIMMED,
+    REASON_TYPE,
+    REASON_UNKNOWN_ID,
+    V3Handler,
+    _AccountState,
+    _json_reply,
+    _Reply,
+)
+
+
+class _V3Api:
+    """v3 handlers; mixed into Sandbox, whose state they read."""
+
+    def _v3(
+        self, handler: V3Handler, headers: dict[str, str], body: Any, is_json: bool, needs_body: bool
+    ) -> _Reply:
+        with self._lock:
+            client_id = self._by_products_key.get(headers.get("api-key", ""))
+            if client_id is None:
+                return _json_reply({"messages": ["Invalid API key"], "reasonCode": REASON_API_KEY}, 400)
+            if needs_body and (not is_json or not isinstance(body, dict)):
+                return _json_reply({"messages": ["Invalid request body: a JSON object expected"]}, 400)
+            return handler(self._states[client_id], body)
+
+    @staticmethod
+    def _problems_reply(problems: list[dict[str, Any]]) -> _Reply:
+        return _json_reply({"problems": problems}, 400)
+
+    def _v3_product_upsert(self, state: _AccountState, body: dict[str, Any]) -> _Reply:
+        problems = [
+            {"reasonCode": REASON_TYPE, "message": f"{key}|Unknown field"}
+            for key in body
+            if key not in ("catalogId", "products")
+        ]
+        catalog_id = body.get("catalogId")
+        if catalog_id is None:
+            problems.append({"reasonCode": REASON_MISSING, "message": "catalogId|Field is required"})
+        elif not isinstance(catalog_id, str):
+            problems.append({"reasonCode": REASON_TYPE, "message": "catalogId|A string expected"})
+        elif catalog_id not in state.catalogs:
+            return self._problems_reply(
+                [{"reasonCode": REASON_UNKNOWN_ID, "message": "catalogId|Catalog not found"}]
+            )
+        products = body.get("products")
+        if not isinstance(products, list) or not products:
+            code = REASON_MISSING if not products else REASON_TYPE
+            problems.append({"reasonCode": code, "message": "products|A non-empty list expected"})
+        elif len(products) > MAX_PRODUCTS:
+            problems.append(
+                {"reasonCode": REASON_TOO_LONG, "message": f"products|At most {MAX_PRODUCTS} products"}
+            )
+        else:
+            for n, product in enumerate(products):
+                problems.extend(_product_problems(product, f"products[{n}]"))
+        if problems:
+            # All-or-nothing (our choice, L): applying the valid part would hide which products are stored.
+            return self._problems_reply(problems)
+        store = self._products.setdefault(catalog_id, {})
+        for product in products:
+            self._store_product(store, product)
+        reply: dict[str, Any] = {
+            "requestId": str(uuid.uuid4()),
+            "productIds": [p["productId"] for p in products],
+        }
+        if self.warn_trim:
+            reply["problems"] = [{"reasonCode": REASON_TRIMMED, "message": "description|Data trimmed"}]
+        return _json_reply(reply)
+
+    @staticmethod
+    def _store_product(store: dict[str, dict[str, Any]], product: dict[str, Any]) -> None:
+        merged = store.get(product["productId"], {})
+        for key, value in product.items():
+            if key == "setAsNull" or value is None:
+                continue
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key].update(copy.deepcopy(value))
+            else:
+                merged[key] = copy.deepcopy(value)
+        for key in product.get("setAsNull") or []:
+            if key in _CUSTOM_DETAIL_KEYS:
+                merged.get("customDetails", {}).pop(key, None)
+            else:
+                merged.pop(key, None)
+        store[product["productId"]] = merged
+
+    def _v3_catalog_list(self, state: _AccountState, _body: Any) -> _Reply:
+        return _json_reply(
+            {"catalogs": [dict(c) for c in state.catalogs.values()], "limits": {"max": MAX_CATALOGS}}
+        )
+
+    def _v3_catalog_upsert(self, state: _AccountState, body: dict[str, Any]) -> _Reply:
+        problems = [
+            {"reasonCode": REASON_TYPE, "message": f"{key}|Unknown field"}
+            for key in body
+            if key not in _CATALOG_KEYS
+        ]
+        catalog_id = body.get("catalogId")
+        if catalog_id is not None and catalog_id not in state.catalogs:
+            return self._problems_reply(
+                [{"reasonCode": REASON_UNKNOWN_ID, "message": "catalogId|Catalog not found"}]
+            )
+        creating = catalog_id is None
+        name = body.get("catalogName", body.get("name"))
+        currency, location = body.get("currency"), body.get("location")
+        if creating and name is None:
+            problems.append({"reasonCode": REASON_MISSING, "message": "name|Field is required"})
+        elif name is not None and (not isinstance(name, str) or len(name) > 255):
+            problems.append({"reasonCode": REASON_TYPE, "message": "name|A string of at most 255 expected"})
+        if creating and currency is None:
+            problems.append({"reasonCode": REASON_MISSING, "message": "currency|Field is required"})
+        elif currency is not None and not (isinstance(currency, str) and _CURRENCY_RE.match(currency)):
+            problems.append({"reasonCode": REASON_PATTERN, "message": "currency|An ISO 4217 code expected"})
+        if location is not None and not (isinstance(location, str) and _CATALOG_LOCATION_RE.match(location)):
+            problems.append(
+                {"reasonCode": REASON_PATTERN, "message": "location|^[a-zA-Z_][a-zA-Z0-9_]{2,254}$ expected"}
+            )
+        if body.get("setAsDefault") is not None and not isinstance(body["setAsDefault"], bool):
+            problems.append({"reasonCode": REASON_TYPE, "message": "setAsDefault|A boolean expected"})
+        if creating and len(state.catalogs) >= MAX_CATALOGS:
+            problems.append({"reasonCode": REASON_LIMIT, "message": f"catalogs|At most {MAX_CATALOGS}"})
+        if problems:
+            return self._problems_reply(problems)
+        if creating:
+            catalog_id = str(uuid.uuid4())
+            state.catalogs[catalog_id] = {
+                "catalogId": catalog_id,
+                "name": name,
+                "location": location or "",
+                "currency": currency,
+            }
+        catalog = state.catalogs[catalog_id]
+        changes = {"name": name, "currency": currency, "location": location}
+        catalog.update({k: v for k, v in changes.items() if v is not None})
+        return _json_reply({"requestId": str(uuid.uuid4()), "catalogId": catalog_id})
