@@ -11,7 +11,7 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION ?= 1.170.0
 
 .DEFAULT_GOAL := help
-.PHONY: help dev lint format test unit integration template-tests reliability conformance demo sandbox invoke build validate bench clean
+.PHONY: help dev lint format typecheck test unit integration template-tests reliability conformance demo sandbox invoke build validate bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,8 +46,11 @@ format: $(STAMP) ## ruff fix and format
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) lint ## lint, then the whole test suite
+test: $(STAMP) lint typecheck ## lint, type-check, then the whole test suite
 	$(BIN)/pytest -q
+
+typecheck: $(STAMP) ## mypy on the layer and bridge_cli ([tool.mypy] in pyproject.toml)
+	$(BIN)/mypy
 
 unit: $(STAMP) ## unit tests only
 	$(BIN)/pytest -q tests/unit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,7 +41,13 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--endpoint-url", help=argparse.SUPPRESS)
 
 
-def add_stack_option(parser: argparse.ArgumentParser) -> None:
+class TakesArguments(Protocol):
+    """A parser or an argument group: anything ``add_argument`` can be called on."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def add_stack_option(parser: TakesArguments) -> None:
     parser.add_argument(
         "--stack",
         default=os.environ.get(STACK_ENV),

@@ -105,7 +105,7 @@ class Checker:
             config = self._group(envelope.group_key)
             checked, warnings = self._without_unchecked_fields(envelope, config)
             command = checked.to_command(
-                field_map=config.routes_for(checked.action) if config else None,  # type: ignore[arg-type]
+                field_map=config.routes_for(checked.known_action) if config else None,
                 default_location=config.location if config else None,
             )
         except BridgeError as exc:
@@ -143,7 +143,7 @@ class Checker:
         action = envelope.action
         if config is not None or action is Action.PRODUCTS_UPSERT or not isinstance(envelope.data, dict):
             return envelope, ()
-        known = DATA_MODELS[action].model_fields  # type: ignore[index]
+        known = DATA_MODELS[envelope.known_action].model_fields
         unknown = tuple(f"data.{str(key)[:64]}" for key in envelope.data if key not in known)
         if not unknown:
             return envelope, ()

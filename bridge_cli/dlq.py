@@ -426,7 +426,7 @@ def erased_upserts(letters: Iterable[DeadLetter]) -> set[str]:
         if letter.command
         and letter.command.get("action") == UPSERT
         and letter.email in deleted_at
-        and deleted_at[letter.email] >= letter.moment  # type: ignore[index]
+        and deleted_at[letter.email] >= letter.moment
     }
 
 
@@ -502,6 +502,7 @@ def _redrive(
         Entry(
             key=f"m{n}",
             text=json.dumps(letter.command, ensure_ascii=False, separators=(",", ":")),
+            # only letters whose command was read (not None) are chosen for a redrive: see run_redrive
             action=str(letter.command["action"]),  # type: ignore[index]
             group_key=str(letter.command["group_key"]),  # type: ignore[index]
             command_id=str(letter.command.get("id") or letter.message_id),  # type: ignore[union-attr]

@@ -259,7 +259,7 @@ def get_group_parameter(aws: AwsContext, group: str) -> tuple[str, dict[str, Any
 def run_list(args: argparse.Namespace) -> int:
     aws = AwsContext.from_args(args)
     prefix = f"{_settings(aws.stage).parameter_prefix}/groups/"
-    rows = []
+    rows: list[dict[str, Any]] = []
     try:
         pages = aws.client("ssm").get_paginator("get_parameters_by_path")
         for page in pages.paginate(Path=prefix, Recursive=True, WithDecryption=True):

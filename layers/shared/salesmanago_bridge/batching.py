@@ -71,7 +71,7 @@ def _pack_items(action: Action, works: list[Work], group: GroupConfig, size: int
     """The items of many commands (products) share requests; a command may span several."""
     items = [
         ProductItem(work, index, product) for work in works for index, product in enumerate(work.command.data)
-    ]  # type: ignore[arg-type]
+    ]
     chunks = []
     for start in range(0, len(items), size):
         part = items[start : start + size]

@@ -130,7 +130,9 @@ def sent_without_reply(retry: Retry, error: Exception) -> bool:
 
 
 def _is_at_most_once(url: str | None) -> bool:
-    return bool(url) and any(url.split("?")[0].endswith(path) for path in AT_MOST_ONCE_PATHS)  # type: ignore[union-attr]
+    if not url:
+        return False
+    return any(url.split("?")[0].endswith(path) for path in AT_MOST_ONCE_PATHS)
 
 
 class BridgeRetry(Retry):
@@ -143,7 +145,7 @@ class BridgeRetry(Retry):
         retry.budget = self.budget
         return retry
 
-    def increment(  # type: ignore[override]
+    def increment(
         self,
         method: str | None = None,
         url: str | None = None,
@@ -164,7 +166,7 @@ class BridgeRetry(Retry):
                 raise MaxRetryError(
                     _pool, url, ResponseError(f"Retry-After {wait:.0f}s exceeds the time left")
                 )
-        return super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[return-value]
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def sleep(self, response: Any = None) -> None:
         wait = None

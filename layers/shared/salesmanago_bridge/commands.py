@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +30,7 @@ from pydantic import (
 from salesmanago_bridge.codec import JsonLimitError, check_bounds, loads
 from salesmanago_bridge.errors import FieldProblem, UnmappedFieldError, ValidationFailedError
 from salesmanago_bridge.fields import (
+    CHECK_URL,
     Birthday,
     Email,
     EpochMs,
@@ -43,9 +44,9 @@ from salesmanago_bridge.fields import (
     join_ids,
     location_warnings,
     problems_from,
-    text_field,
+    text,
     trim_warnings,
-    url_field,
+    url_text,
 )
 
 
@@ -68,6 +69,7 @@ EVENT_TYPES = (
     "CANCELLATION", "RETURN", "SURVEY", "APP_STATUS", "APP_TYPE_WEB", "APP_TYPE_MANUAL",
     "APP_TYPE_RETENTION", "APP_TYPE_UPSALE", "LOAN_STATUS", "LOAN_ORDER", "FIRST_LOAN", "REPEATED_LOAN",
 )  # fmt: skip
+# mypy cannot read a Literal of a tuple built at runtime; pydantic can (one list, EVENT_TYPES)
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 ContactState = Literal["CUSTOMER", "PROSPECT", "PARTNER", "OTHER", "UNKNOWN"]
 
@@ -84,7 +86,7 @@ class _Model(BaseModel):
 
 
 class ConsentDetail(_Model):
-    consentName: text_field(255, 1)  # type: ignore[valid-type]
+    consentName: Annotated[str, text(255, 1)]
     consentAccept: bool
     agreementDate: EpochMs | None = None
     ip: Text | None = None
@@ -106,7 +108,7 @@ class ContactUpsertData(_Model):
     state: ContactState | None = None
     tags: list[Tag] | None = None
     removeTags: list[Tag] | None = None
-    properties: dict[text_field(255, 1), PropertyValue] | None = None  # type: ignore[valid-type]
+    properties: dict[Annotated[str, text(255, 1)], PropertyValue] | None = None
     birthday: Birthday | None = None
     province: Text | None = None
     lang: Text | None = None
@@ -130,6 +132,8 @@ class ContactDeleteData(_Model):
     permanently: bool = False
 
 
+# create_model makes the 20 detail fields; mypy sees neither the call's keywords nor the class it
+# returns as a base, hence the two ignores below and on EventCreateData (and ProductData likewise).
 _EventDetails = create_model(  # detail1 ... detail20, each at most 255 characters
     "_EventDetails",
     __base__=_Model,
@@ -140,9 +144,9 @@ _EventDetails = create_model(  # detail1 ... detail20, each at most 255 characte
 class EventCreateData(_EventDetails):  # type: ignore[misc, valid-type]
     email: Email
     contactExtEventType: EventType
-    description: text_field(2048) | None = None  # type: ignore[valid-type]
+    description: Annotated[str, text(2048)] | None = None
     products: Annotated[str, BeforeValidator(join_ids), AfterValidator(at_most(512))] | None = None
-    location: text_field(EVENT_LOCATION_MAX_LENGTH) | None = None  # type: ignore[valid-type]
+    location: Annotated[str, text(EVENT_LOCATION_MAX_LENGTH)] | None = None
     value: EventValue | None = None
     externalId: Text | None = None
     shopDomain: Text | None = None
@@ -152,26 +156,26 @@ class EventCreateData(_EventDetails):  # type: ignore[misc, valid-type]
 _ProductDetails = create_model(  # detail1 ... detail5, each at most 512 characters
     "_ProductDetails",
     __base__=_Model,
-    **{f"detail{n}": (text_field(512) | None, None) for n in range(1, 6)},  # type: ignore[call-overload]
+    **{f"detail{n}": (Annotated[str, text(512)] | None, None) for n in range(1, 6)},  # type: ignore[call-overload]
 )
 
 
 class ProductData(_ProductDetails):  # type: ignore[misc, valid-type]
-    id: text_field(32, 1)  # type: ignore[valid-type]
-    name: text_field(100, 1)  # type: ignore[valid-type]
-    description: text_field(1024, 1)  # type: ignore[valid-type]
-    category: text_field(255, 1)  # type: ignore[valid-type]
-    sub_category: text_field(512) | None = None  # type: ignore[valid-type]
-    brand: text_field(512, 1)  # type: ignore[valid-type]
+    id: Annotated[str, text(32, 1)]
+    name: Annotated[str, text(100, 1)]
+    description: Annotated[str, text(1024, 1)]
+    category: Annotated[str, text(255, 1)]
+    sub_category: Annotated[str, text(512)] | None = None
+    brand: Annotated[str, text(512, 1)]
     sex: Literal[-1, 0, 1, 2, 4] | None = None
     price: Money | None = None
     special_price: Money | None = None
-    url: url_field(512)  # type: ignore[valid-type]
-    image_url: url_field(512)  # type: ignore[valid-type]
-    image2_url: url_field(128) | None = None  # type: ignore[valid-type]
+    url: Annotated[str, url_text(512), CHECK_URL]
+    image_url: Annotated[str, url_text(512), CHECK_URL]
+    image2_url: Annotated[str, url_text(128), CHECK_URL] | None = None
     stock_available: Annotated[int, Field(ge=0)] | None = None
-    color: text_field(40) | None = None  # type: ignore[valid-type]
-    season: text_field(40) | None = None  # type: ignore[valid-type]
+    color: Annotated[str, text(40)] | None = None
+    season: Annotated[str, text(40)] | None = None
     active: bool | None = None
     available: bool | None = None
 
@@ -332,6 +336,12 @@ class CommandEnvelope(BaseModel):
             )
         return envelope
 
+    @property
+    def known_action(self) -> Action:
+        """The action: ``parse`` refuses an envelope without one."""
+        assert self.action is not None
+        return self.action
+
     def to_command(
         self,
         *,
@@ -391,7 +401,7 @@ class CommandEnvelope(BaseModel):
                 defaults["location"] = default_location
             if defaults:  # a copy: ``routed`` may be the producer's own data
                 routed = {**routed, **defaults}
-        return DATA_MODELS[action].model_validate(routed)  # type: ignore[return-value]
+        return cast(ContactData, DATA_MODELS[action].model_validate(routed))
 
     def _products(self, field_map: dict[str, str], ignored: list[str]) -> tuple[ProductData, ...]:
         if not isinstance(self.data, list) or not self.data:

@@ -152,7 +152,7 @@ class Dispatcher:
             envelope = CommandEnvelope.parse(inbound.body, action=inbound.action)
             group = self.groups.get(envelope.group_key)
             command = envelope.to_command(
-                field_map=group.routes_for(envelope.action),  # type: ignore[arg-type]
+                field_map=group.routes_for(envelope.known_action),
                 sent_at_ms=inbound.sent_at_ms,
                 default_location=group.location,
             )

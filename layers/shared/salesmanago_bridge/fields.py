@@ -167,10 +167,9 @@ def _scalar_to_str(value: Any) -> Any:
     return value
 
 
-def text_field(max_length: int, min_length: int = 0) -> Any:
-    return Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
-    ]
+def text(max_length: int, min_length: int = 0) -> StringConstraints:
+    """A text field's constraints: stripped, within these lengths (``Annotated[str, text(40)]``)."""
+    return StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length)
 
 
 Email = Annotated[
@@ -208,8 +207,12 @@ def _amount(exact: TypeAdapter[Decimal], minimum: float | None) -> Any:
 
 
 MAX_FAST_AMOUNT = 1e15  # well inside 21 digits, 2 of them decimals, and exact in a float
-_EXACT_MONEY = TypeAdapter(Annotated[Decimal, Field(ge=0, max_digits=21, decimal_places=2)])
-_EXACT_EVENT_VALUE = TypeAdapter(Annotated[Decimal, Field(max_digits=21, decimal_places=2)])
+_EXACT_MONEY: TypeAdapter[Decimal] = TypeAdapter(
+    Annotated[Decimal, Field(ge=0, max_digits=21, decimal_places=2)]
+)
+_EXACT_EVENT_VALUE: TypeAdapter[Decimal] = TypeAdapter(
+    Annotated[Decimal, Field(max_digits=21, decimal_places=2)]
+)
 Money = Annotated[
     float,
     BeforeValidator(_amount(_EXACT_MONEY, 0)),
@@ -222,14 +225,16 @@ EventValue = Annotated[
 ]
 # The length check comes first in the annotation so pydantic-core runs it, not a Python wrapper.
 PropertyValue = Annotated[str, StringConstraints(max_length=255), BeforeValidator(_scalar_to_str)]
-Tag = text_field(255, 1)
-Text = text_field(255)
+Tag = Annotated[str, text(255, 1)]
+Text = Annotated[str, text(255)]
 
 
-def url_field(max_length: int) -> Any:
-    return Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=max_length), AfterValidator(_check_url)
-    ]
+def url_text(max_length: int) -> StringConstraints:
+    """A URL field's length constraint (``Annotated[str, url_text(512), CHECK_URL]``)."""
+    return StringConstraints(strip_whitespace=True, max_length=max_length)
+
+
+CHECK_URL = AfterValidator(_check_url)
 
 
 # ---- what validation says: problems that refuse, warnings that do not ---------------------------

@@ -254,8 +254,8 @@ class SalesmanagoGateway:
         reply, _ = self.client.call_v3(group, "GET", CATALOG_LIST.path, action=action)
         items = reply.get("catalogs") or []
         catalogs = [c for raw in items if isinstance(raw, dict) and (c := read_catalog(raw)) is not None]
-        limits = reply.get("limits") if isinstance(reply.get("limits"), dict) else {}
-        limit = limits.get("max")
+        limits = reply.get("limits")
+        limit = limits.get("max") if isinstance(limits, dict) else None
         return CatalogList(
             catalogs, limit if isinstance(limit, int) and not isinstance(limit, bool) else None
         )

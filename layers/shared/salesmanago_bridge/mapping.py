@@ -40,7 +40,7 @@ def _cut(value: str | None) -> str | None:
     return None if value is None else value[:SALESMANAGO_TEXT_LIMIT]
 
 
-def _number(value: Decimal | None) -> float | None:
+def _number(value: Decimal | float | None) -> float | None:
     return None if value is None else float(value)
 
 
@@ -94,7 +94,7 @@ def product_item(product: ProductData) -> dict[str, Any]:
     available = product.available
     if available is None and quantity is not None:
         available = quantity > 0
-    item = {
+    item: dict[str, Any] = {
         "productId": product.id,
         "name": product.name,
         "description": product.description,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import defaultdict
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -76,7 +76,7 @@ class MetricsRecorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
+        self._counts: defaultdict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
         self._latencies: dict[tuple[tuple[str, str], ...], list[float]] = {}
 
     def count(self, name: str, value: float = 1, **dimensions: str) -> None:
@@ -92,7 +92,7 @@ class MetricsRecorder:
 
     def snapshot(self) -> dict[str, float]:
         """Totals per metric name (all dimensions summed): for tests and the local runner."""
-        totals: Counter[str] = Counter()
+        totals: defaultdict[str, float] = defaultdict(float)
         with self._lock:
             for (name, dims), value in self._counts.items():
                 if dims or name not in SERVICE_WIDE_METRICS:
@@ -103,7 +103,7 @@ class MetricsRecorder:
         """Emit everything counted so far as EMF (stdout) and start again."""
         with self._lock:
             counts, latencies = self._counts, self._latencies
-            self._counts, self._latencies = Counter(), {}
+            self._counts, self._latencies = defaultdict(float), {}
         by_dims: dict[tuple[tuple[str, str], ...], list[tuple[str, float]]] = {}
         for (name, dims), value in counts.items():
             by_dims.setdefault(dims, []).append((name, value))
@@ -112,10 +112,10 @@ class MetricsRecorder:
         settings = get_settings()
         for dims, values in by_dims.items():
             emf = EphemeralMetrics(namespace=settings.metrics_namespace, service=settings.service_name)
-            for key, value in dims:
-                emf.add_dimension(name=key, value=value)
-            for name, value in values:
-                emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            for key, dimension in dims:
+                emf.add_dimension(name=key, value=dimension)
+            for name, amount in values:
+                emf.add_metric(name=name, unit=MetricUnit.Count, value=amount)
             # EMF takes at most 100 values a metric; at 100 Powertools flushes by itself mid-way.
             for millis in latencies.get(dims, [])[:99]:
                 emf.add_metric(name=SALESMANAGO_LATENCY, unit=MetricUnit.Milliseconds, value=millis)

@@ -117,7 +117,7 @@ class Concluder:
             return self.park(inbound, command, result)
         assert command is not None
         self.count_applied(command, result)
-        if logger.isEnabledFor(logging.DEBUG):  # command.id may be a hash to compute
+        if logger.log_level <= logging.DEBUG:  # command.id may be a hash to compute
             logger.debug(
                 "command applied",
                 extra={"message_id": inbound.message_id, "command_id": command.id, "action": action},

@@ -106,7 +106,7 @@ def error_response(exc: Exception) -> Response:
     elif isinstance(exc, NotFoundError):
         status, code, message, details = HTTPStatus.NOT_FOUND, "not_found", "no such route", []
     elif isinstance(exc, ServiceError):
-        status, code, message, details = HTTPStatus(exc.status_code), "error", exc.msg, []
+        status, code, message, details = HTTPStatus(exc.status_code), "error", str(exc.msg), []
     elif isinstance(exc, BridgeError):
         status = STATUS_BY_ERROR_TYPE.get(exc.error_type, HTTPStatus.INTERNAL_SERVER_ERROR)
         code, message, details = str(exc.error_type), exc.message, exc.details

@@ -44,13 +44,13 @@ class ContactDeleteFields(ContactDeleteData):
 _PRODUCTS_TYPE = EventCreateData.model_fields["products"].annotation
 _DATE_TYPE = EventCreateData.model_fields["date"].annotation
 _EventProducts = Annotated[
-    _PRODUCTS_TYPE,  # type: ignore[valid-type]
+    _PRODUCTS_TYPE,  # type: ignore[valid-type]  # the model field's own annotation, read at runtime
     WithJsonSchema(
         {"anyOf": [{"type": "string", "maxLength": 512}, {"type": "array", "items": {"type": "string"}}]}
     ),
 ]
 _EventDate = Annotated[
-    _DATE_TYPE,  # type: ignore[valid-type]
+    _DATE_TYPE,  # type: ignore[valid-type]  # the model field's own annotation, read at runtime
     WithJsonSchema(
         {
             "anyOf": [{"type": "integer"}, {"type": "string", "format": "date-time"}],

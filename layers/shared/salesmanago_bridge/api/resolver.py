@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, ServerVariable
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from salesmanago_bridge.api.errors import PayloadTooLargeError, error_response
 from salesmanago_bridge.codec import JsonLimitError, loads
@@ -68,7 +69,7 @@ class BridgeResolver(APIGatewayRestResolver):
                     variables={"domain": ServerVariable(default="api.example.com")},
                 ),
             ],
-            security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+            security_schemes={"apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})},
             security=[{"apiKey": []}],
         )
 
@@ -76,9 +77,12 @@ class BridgeResolver(APIGatewayRestResolver):
         """413 before anything reads the body; otherwise Powertools' resolution with a capped deadline."""
         if body_size(event) > MAX_BODY_BYTES:
             too_large = PayloadTooLargeError(f"the body is over {MAX_BODY_BYTES} bytes")
-            builder = ResponseBuilder(error_response(too_large), serializer=self._serializer)
+            builder: ResponseBuilder[Any] = ResponseBuilder(
+                error_response(too_large), serializer=self._serializer
+            )
             return builder.build(self._to_proxy_event(event))
-        return super().resolve(as_json_request(event), RequestDeadline(context))
+        # RequestDeadline answers as the Lambda context does (it proxies every other attribute).
+        return super().resolve(as_json_request(event), cast(LambdaContext, RequestDeadline(context)))
 
     def get_openapi_json_schema(self, **kwargs: Any) -> str:
         """Powertools' document, without the 422 it would list: validation failures answer 400 here."""

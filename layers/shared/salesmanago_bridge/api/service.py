@@ -51,17 +51,19 @@ def write(app: APIGatewayRestResolver, action: Action, idempotency_key: str | No
     envelope = CommandEnvelope.parse(
         {"action": str(action), "group_key": group_key, "data": body.get("data")}
     )
-    options = {"field_map": group.routes_for(action), "default_location": group.location}
+    field_map, location = group.routes_for(action), group.location
     sent_at_ms = _request_time_ms(app)
     # Validated before any idempotency record is written: a refused body binds no key.
-    command = envelope.to_command(sent_at_ms=sent_at_ms, **options)
+    command = envelope.to_command(sent_at_ms=sent_at_ms, field_map=field_map, default_location=location)
     if spec.at_most_once:  # a client's retry must not create a second event
         command_id, first_seen_ms = event_identity(
             app, group_key, group, body.get("data"), idempotency_key, sent_at_ms
         )
         if command_id is not None or first_seen_ms != sent_at_ms:
             envelope = envelope.model_copy(update={"id": command_id})
-            command = envelope.to_command(sent_at_ms=first_seen_ms, **options)
+            command = envelope.to_command(
+                sent_at_ms=first_seen_ms, field_map=field_map, default_location=location
+            )
     result = dispatcher.run(command, app.lambda_context)
     headers = {REPLAYED_HEADER: "true"} if result.get("duplicate") else {}
     return Response(
