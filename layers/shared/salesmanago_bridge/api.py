@@ -696,6 +696,7 @@ class RequestGuard:
             import boto3
 
             dynamodb_client = boto3.client("dynamodb")
+        self.dynamodb_client = dynamodb_client
         # A persistence layer keeps the first config it is given: one layer per config.
         self._remember = {
             flag: idempotent_function(

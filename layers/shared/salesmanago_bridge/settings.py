@@ -44,6 +44,9 @@ class Settings(BaseModel):
     idempotency_ttl_s: int = Field(86400, alias="IDEMPOTENCY_TTL_S", ge=60)
     dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    # Build at init what a first invocation needs (salesmanago_bridge.priming); false for the bench's
+    # "before priming" figures.
+    priming: bool = Field(True, alias="BRIDGE_PRIMING")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -1,0 +1,223 @@
+"""Priming at init (nothing leaves the process, no tenant config is read) and the after-restore hooks."""
+
+from __future__ import annotations
+
+import http.server
+import random
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import snapshot_restore_py
+
+from local.runner import load_handler
+from salesmanago_bridge import priming
+from salesmanago_bridge.dispatch import get_dispatcher
+from salesmanago_bridge.observability import metrics
+from salesmanago_bridge.settings import get_settings
+
+HOOKS = ["reseed_random", "drop_connections", "forget_time_budget", "clear_parameter_cache"]
+
+
+def _clear_caches() -> None:
+    from salesmanago_bridge.api import get_request_guard
+
+    get_settings.cache_clear()
+    get_dispatcher.cache_clear()
+    get_request_guard.cache_clear()
+
+
+@pytest.fixture
+def deployed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As deployed: groups in SSM (no groups file), idempotency on; a fresh hook registry."""
+    monkeypatch.delenv("SALESMANAGO_GROUPS_FILE", raising=False)
+    monkeypatch.setenv("STAGE", "test")
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "salesmanago-bridge-test-idempotency")
+    monkeypatch.setattr(snapshot_restore_py, "_after_restore_registry", [])
+    monkeypatch.setattr(priming, "_registered", False)
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every attempt to open a connection, refused and recorded."""
+    attempts: list[Any] = []
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        attempts.append(address)
+        raise OSError("no network during priming")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return attempts
+
+
+def test_priming_builds_clients_and_guard_without_any_call_or_group_read(
+    deployed_env: None, no_network: list[Any]
+) -> None:
+    # Given: a consumer set up for events, its groups in SSM
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    # When
+    done = priming.prime()
+
+    # Then: the SSM client and the guard exist, every action ran dry, and nothing left the process
+    assert done == {"primed": True, "ssm_client": True, "event_guard": True, "actions": [
+        "contact.upsert", "contact.delete", "event.create", "products.upsert"]}  # fmt: skip
+    assert no_network == []
+    assert get_dispatcher().guard_if_built is not None
+    assert DEFAULT_PROVIDERS["ssm"].store == {}  # no tenant config read, none cached
+    assert metrics.snapshot() == {}
+
+
+def test_priming_off_builds_nothing(deployed_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given
+    monkeypatch.setenv("BRIDGE_PRIMING", "false")
+    _clear_caches()
+
+    # When / Then
+    assert priming.prime() == {"primed": False}
+    assert get_dispatcher.cache_info().currsize == 0
+    assert snapshot_restore_py.get_after_restore() == []
+
+
+def test_api_priming_resolves_one_request_refused_before_any_tenant_lookup(
+    deployed_env: None, no_network: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given
+    app = load_handler("api").app
+    capsys.readouterr()
+
+    # When
+    done = priming.prime_api(app)
+
+    # Then: validation ran (a 403 comes from the route, after it), quietly, and nothing was sent
+    assert done["dry_run_status"] == 403
+    assert done["request_guard"] is True
+    assert no_network == []
+    assert "API request refused" not in capsys.readouterr().out
+    assert metrics.snapshot() == {}
+
+
+def test_prime_registers_each_restore_hook_once(deployed_env: None) -> None:
+    # Given / When: priming twice (a module imported twice, say)
+    priming.prime()
+    priming.prime()
+
+    # Then: the runtime's registry holds each hook once, in this order
+    names = [func.__name__ for func, _, _ in snapshot_restore_py.get_after_restore()]
+    assert names == HOOKS
+
+
+# ------------------------------------------------------------------ the hooks, one test each
+
+
+def test_reseed_random_gives_each_restored_environment_its_own_draws() -> None:
+    # Given: the random state as a snapshot holds it
+    snapshot = random.getstate()
+
+    # When: two environments resume from it; a third without the hook
+    draws = []
+    for _ in range(2):
+        random.setstate(snapshot)
+        priming.reseed_random()
+        draws.append([random.random() for _ in range(4)])
+    random.setstate(snapshot)
+    unhooked = [random.random() for _ in range(4)]
+    random.setstate(snapshot)
+
+    # Then: without the hook both would draw `unhooked` (retry jitter in lockstep)
+    assert draws[0] != draws[1]
+    assert unhooked not in draws
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_drop_connections_empties_the_session_pools_and_closes_boto3_clients(
+    deployed_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: a pooled connection in the SALESmanago session, and every boto3 client primed
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app = load_handler("api").app
+    priming.prime_api(app)
+    dispatcher = get_dispatcher()
+    session = dispatcher.client._session
+    session.get(f"http://127.0.0.1:{server.server_port}/")
+    adapter = session.get_adapter("http://127.0.0.1/")
+    assert len(adapter.poolmanager.pools) == 1
+    closed: list[str] = []
+    for client in priming._boto3_clients(dispatcher):
+        name = client.meta.service_model.service_name
+        monkeypatch.setattr(client, "close", lambda name=name: closed.append(name))
+
+    # When
+    priming.drop_connections(dispatcher)
+
+    # Then: the next request reconnects; SSM's and both DynamoDB clients' pools were emptied too
+    assert len(adapter.poolmanager.pools) == 0
+    assert sorted(closed) == ["dynamodb", "dynamodb", "ssm"]
+    assert session.get(f"http://127.0.0.1:{server.server_port}/").status_code == 200
+    server.shutdown()
+
+
+def test_forget_time_budget_drops_a_deadline_from_before_the_snapshot(
+    deployed_env: None, lambda_context: Any
+) -> None:
+    # Given: a deadline left by an invocation (or a dry run) before the snapshot
+    dispatcher = get_dispatcher()
+    dispatcher._start_budget(lambda_context)
+    assert dispatcher.client.budget.deadline is not None
+
+    # When
+    priming.forget_time_budget(dispatcher)
+
+    # Then
+    assert dispatcher.client.budget.deadline is None
+    assert dispatcher._remaining() is None
+
+
+def test_clear_parameter_cache_forgets_anything_read_before_the_snapshot(deployed_env: None) -> None:
+    # Given: a group config cached by Powertools' SSM provider
+    priming.prime()
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    provider = DEFAULT_PROVIDERS["ssm"]
+    provider.add_to_cache(key=("/salesmanago/test/groups/shop", "json", False), value={"x": 1}, max_age=300)
+    assert provider.store
+
+    # When
+    priming.clear_parameter_cache()
+
+    # Then: the next read goes to SSM, through the primed client
+    assert provider.store == {}
+    assert DEFAULT_PROVIDERS["ssm"] is provider
+
+
+def test_restore_hooks_run_in_order_through_the_runtime_registry(deployed_env: None) -> None:
+    # Given: primed, with a deadline and a seeded state left behind
+    priming.prime()
+    dispatcher = get_dispatcher()
+    dispatcher.client.budget.set_remaining(1_000)
+
+    # When: the runtime calls the registry after a restore
+    priming.run_after_restore_hooks()
+
+    # Then
+    assert dispatcher.client.budget.deadline is None
