@@ -33,6 +33,8 @@ TMP = BENCH / ".tmp" / "coldstart"
 REQUIREMENTS = ROOT / "layers" / "shared" / "requirements.txt"
 PACKAGE = ROOT / "layers" / "shared" / "salesmanago_bridge"
 SAMPLES = 9
+# SnapStart's hooks module, which Lambda's Python runtimes ship beside boto3.
+RUNTIME_HOOKS = "snapshot-restore-py==1.0.0"
 PIP_INSTALL = ("-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore")
 BREAKDOWN_TOP = 12
 BREAKDOWN_SAMPLES = 3  # -X importtime runs per import; the breakdown is their per-package median
@@ -144,7 +146,10 @@ def prepare(python: str, progress: Progress) -> Dirs:
     """Install the layer's requirements and boto3 once (per requirements), then lay out the variants."""
     boto3_version = importlib.metadata.version("boto3")
     stamp = hashlib.sha256(
-        REQUIREMENTS.read_bytes() + boto3_version.encode() + python_version(python).encode()
+        REQUIREMENTS.read_bytes()
+        + boto3_version.encode()
+        + RUNTIME_HOOKS.encode()
+        + python_version(python).encode()
     ).hexdigest()
     deps, runtime = TMP / "layer_deps", TMP / "runtime"
     stamp_file = TMP / "stamp"
@@ -153,7 +158,7 @@ def prepare(python: str, progress: Progress) -> Dirs:
         shutil.rmtree(TMP, ignore_errors=True)
         TMP.mkdir(parents=True)
         _pip(python, deps, "-r", str(REQUIREMENTS))
-        _pip(python, runtime, f"boto3=={boto3_version}")
+        _pip(python, runtime, f"boto3=={boto3_version}", RUNTIME_HOOKS)
         stamp_file.write_text(stamp)
     dirs = Dirs(TMP / "layer", TMP / "layer_pyc", runtime, TMP / "runtime_pyc")
     progress("laying out the layer (source and compiled) with the current package")

@@ -743,7 +743,9 @@ def get_request_guard() -> RequestGuard | None:
     settings = get_settings()
     if not settings.idempotency_table_name:
         return None
-    return RequestGuard(settings.idempotency_table_name, settings.idempotency_ttl_s)
+    events = get_dispatcher().guard  # the same table: one DynamoDB client for both guards
+    client = events.persistence.client if events is not None else None
+    return RequestGuard(settings.idempotency_table_name, settings.idempotency_ttl_s, dynamodb_client=client)
 
 
 # ---- reads -------------------------------------------------------------------------------------

@@ -24,9 +24,12 @@ for local runs and tests). Without SnapStart the runtime never calls them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import random
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from salesmanago_bridge.codec import dumps
@@ -77,6 +80,69 @@ SYNTHETIC_COMMANDS: dict[Action, Any] = {
 }
 
 
+# Each AWS operation a first invocation makes, called once at init and answered in-process
+# (operation, parameters, HTTP status, reply body): nothing reaches AWS, and no parameter names a
+# real tenant. botocore builds an operation's model, serializer and parser on its first call, and
+# its first request of all warms the endpoint resolution, the signer and the header handling.
+SSM_CALLS = [
+    ("GetParameter", {"Name": "/priming/none"}, 400, b'{"__type": "ParameterNotFound", "message": ""}'),
+]
+_ITEM = {"id": {"S": "priming"}}
+DYNAMODB_CALLS = [
+    ("BatchGetItem", {"RequestItems": {"priming": {"Keys": [_ITEM]}}}, 200, b'{"Responses": {}}'),
+    ("PutItem", {"TableName": "priming", "Item": _ITEM}, 200, b"{}"),
+    ("UpdateItem", {"TableName": "priming", "Key": _ITEM}, 200, b"{}"),
+    ("BatchWriteItem", {"RequestItems": {"priming": [{"PutRequest": {"Item": _ITEM}}]}}, 200, b"{}"),
+]
+
+
+class _CannedBody(io.BytesIO):
+    """A reply body as botocore reads one from urllib3."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+def answer_in_process(client: Any, calls: list[tuple[str, dict[str, Any], int, bytes]]) -> None:
+    """Make each call through botocore's whole path, answered at ``before-send`` (botocore's own
+    hook for a reply that needs no network, the one moto uses): nothing leaves the process."""
+    from botocore import xform_name
+    from botocore.awsrequest import AWSResponse
+    from botocore.exceptions import ClientError
+
+    for operation, params, status, body in calls:
+
+        def answer(request: Any, status: int = status, body: bytes = body, **_: Any) -> Any:
+            headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "priming"}
+            return AWSResponse(request.url, status, headers, _CannedBody(body))
+
+        event = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+        client.meta.events.register_first(event, answer, unique_id="bridge-priming")
+        try:
+            getattr(client, xform_name(operation))(**params)
+        except ClientError:
+            pass  # the canned refusal, parsed like a real one
+        finally:
+            client.meta.events.unregister(event, unique_id="bridge-priming")
+
+
+@contextlib.contextmanager
+def _untraced() -> Iterator[None]:
+    """The priming calls are no invocation's: X-Ray has no segment at init, so let its patched
+    clients skip them instead of logging a missing context."""
+    sdk = sys.modules.get("aws_xray_sdk.core")
+    if sdk is None:
+        yield
+        return
+    context = sdk.xray_recorder.context
+    saved = context.context_missing
+    context.context_missing = "IGNORE_ERROR"
+    try:
+        yield
+    finally:
+        context.context_missing = saved
+
+
 class _InitContext:
     """What the dry runs pass as a Lambda context: no deadline of a real invocation."""
 
@@ -97,6 +163,8 @@ class _InitContext:
 def prime() -> dict[str, Any]:
     """Build at init what any function's first invocation needs; returns what was done (for tests
     and the bench). Off with ``BRIDGE_PRIMING=false``."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
     from salesmanago_bridge.dispatch import get_dispatcher
     from salesmanago_bridge.settings import get_settings
 
@@ -107,13 +175,18 @@ def prime() -> dict[str, Any]:
     done: dict[str, Any] = {"primed": True, "ssm_client": False, "event_guard": False}
     if settings.groups_file is None:  # the groups are read from SSM: its client, not its content
         from aws_lambda_powertools.utilities.parameters import SSMProvider
-        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
         # The provider Powertools' get_parameter would create on the first read, created now.
         DEFAULT_PROVIDERS.setdefault("ssm", SSMProvider())
         done["ssm_client"] = True
-    done["event_guard"] = dispatcher.guard is not None  # built now when the function is set up for events
+    guard = dispatcher.guard  # built now when the function is set up for events
+    done["event_guard"] = guard is not None
     done["actions"] = dry_run_commands()
+    with _untraced():
+        if done["ssm_client"]:
+            answer_in_process(DEFAULT_PROVIDERS["ssm"].client, SSM_CALLS)
+        if guard is not None:
+            answer_in_process(guard.persistence.client, DYNAMODB_CALLS)
     register_restore_hooks(dispatcher)
     return done
 
@@ -271,7 +344,7 @@ def _boto3_clients(dispatcher: Dispatcher) -> list[Any]:
     if "ssm" in DEFAULT_PROVIDERS:
         clients.append(DEFAULT_PROVIDERS["ssm"].client)
     clients.extend(_api_clients())
-    return clients
+    return list({id(client): client for client in clients}.values())  # the API's guards share one
 
 
 def _api_clients() -> list[Any]:
