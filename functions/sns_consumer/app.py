@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import logger, tracer
 from salesmanago_bridge.priming import prime
+from salesmanago_bridge.sources import Source
 
 
 @logger.inject_lambda_context(clear_state=True, correlation_id_path="Records[0].Sns.MessageId")
@@ -18,4 +19,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 # Everything a first invocation needs, built at init (and in a SnapStart snapshot).
-prime()
+prime(Source.SNS)

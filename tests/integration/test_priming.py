@@ -17,6 +17,7 @@ from salesmanago_bridge import priming
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import metrics
 from salesmanago_bridge.settings import get_settings
+from salesmanago_bridge.sources import Source
 
 HOOKS = ["reseed_random", "drop_connections", "forget_time_budget", "clear_parameter_cache"]
 
@@ -47,34 +48,72 @@ def deployed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every attempt to open a connection, refused and recorded."""
+    """Every attempt to open a connection beyond loopback, refused and recorded."""
     attempts: list[Any] = []
 
+    connect = socket.socket.connect
+
     def refuse(self: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple) and address[0] == "127.0.0.1":
+            return connect(self, address)  # the rehearsal's own listener
         attempts.append(address)
         raise OSError("no network during priming")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     return attempts
 
 
-def test_priming_builds_clients_and_guard_without_any_call_or_group_read(
-    deployed_env: None, no_network: list[Any]
+@pytest.mark.parametrize("source", [Source.SQS, Source.SNS, Source.EVENTBRIDGE])
+def test_priming_rehearses_the_path_without_any_call_leaving_or_anything_kept(
+    deployed_env: None, no_network: list[Any], capsys: pytest.CaptureFixture[str], source: Source
 ) -> None:
-    # Given: a consumer set up for events, its groups in SSM
+    # Given: a consumer set up for events, its groups in SSM, and no network but loopback
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
-    # When
-    done = priming.prime()
+    capsys.readouterr()
 
-    # Then: the SSM client and the guard exist, every action ran dry, and nothing left the process
-    assert done == {"primed": True, "ssm_client": True, "event_guard": True, "actions": [
+    # When
+    done = priming.prime(source)
+
+    # Then: clients and guard built, every action ran dry, the rehearsal applied its command...
+    assert done == {"primed": True, "ssm_client": True, "event_guard": True, "rehearsal": True, "actions": [
         "contact.upsert", "contact.delete", "event.create", "products.upsert"]}  # fmt: skip
+    # ... and nothing left the process, printed, stayed cached or counted
     assert no_network == []
+    assert capsys.readouterr().out == ""
     assert get_dispatcher().guard_if_built is not None
-    assert DEFAULT_PROVIDERS["ssm"].store == {}  # no tenant config read, none cached
+    assert DEFAULT_PROVIDERS["ssm"].store == {}
     assert metrics.snapshot() == {}
+    assert get_dispatcher().client.budget.deadline is None
+    assert all(len(a.poolmanager.pools) == 0 for a in get_dispatcher().client.session.adapters.values())
+
+
+def test_a_rehearsal_that_does_not_apply_reports_it(
+    deployed_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: SALESmanago's stand-in refusing everything
+    monkeypatch.setattr(priming._LoopbackSalesmanago, "REPLY", b'{"success": false, "message": ["no"]}')
+
+    # When
+    done = priming.prime(Source.SQS)
+
+    # Then: init goes on, and the report says the rehearsal did not run through
+    assert done["rehearsal"] is False
+
+
+def test_priming_with_a_groups_file_rehearses_nothing(
+    deployed_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: a laptop's groups file (no SSM to answer for)
+    monkeypatch.setenv("SALESMANAGO_GROUPS_FILE", "local/groups.sample.json")
+    _clear_caches()
+
+    # When
+    done = priming.prime(Source.SQS)
+
+    # Then
+    assert done["ssm_client"] is False
+    assert "rehearsal" not in done
 
 
 def test_priming_off_builds_nothing(deployed_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,11 +137,13 @@ def test_api_priming_resolves_one_request_refused_before_any_tenant_lookup(
     # When
     done = priming.prime_api(app)
 
-    # Then: validation ran (a 403 comes from the route, after it), quietly, and nothing was sent
+    # Then: validation ran (a 403 comes from the route, after it), the rehearsal's request was
+    # applied, quietly, and nothing was sent
     assert done["dry_run_status"] == 403
     assert done["request_guard"] is True
+    assert done["rehearsal"] is True
     assert no_network == []
-    assert "API request refused" not in capsys.readouterr().out
+    assert capsys.readouterr().out == ""
     assert metrics.snapshot() == {}
 
 
