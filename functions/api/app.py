@@ -61,4 +61,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 # Everything a first request needs, built at init (and in a SnapStart snapshot).
-prime_api(app)
+prime_api(app, lambda_handler)

@@ -19,4 +19,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 # Everything a first invocation needs, built at init (and in a SnapStart snapshot).
-prime(Source.SNS)
+prime(Source.SNS, lambda_handler)

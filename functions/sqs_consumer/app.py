@@ -26,4 +26,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 # Everything a first invocation needs, built at init (and in a SnapStart snapshot).
-prime(Source.SQS)
+prime(Source.SQS, lambda_handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import random
 import socket
 import threading
@@ -86,13 +87,17 @@ def test_priming_rehearses_the_path_without_any_call_leaving_or_anything_kept(
     assert metrics.snapshot() == {}
     assert get_dispatcher().client.budget.deadline is None
     assert all(len(a.poolmanager.pools) == 0 for a in get_dispatcher().client.session.adapters.values())
+    assert "_X_AMZN_TRACE_ID" not in os.environ  # the rehearsal's synthetic trace header is gone
+    from aws_lambda_powertools.logging import logger as powertools_logger
+
+    assert powertools_logger.is_cold_start is True  # the first real invocation is the cold start
 
 
 def test_a_rehearsal_that_does_not_apply_reports_it(
     deployed_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given: SALESmanago's stand-in refusing everything
-    monkeypatch.setattr(priming._LoopbackSalesmanago, "REPLY", b'{"success": false, "message": ["no"]}')
+    monkeypatch.setattr(priming._Loopback, "SALESMANAGO_REPLY", b'{"success": false, "message": ["no"]}')
 
     # When
     done = priming.prime(Source.SQS)

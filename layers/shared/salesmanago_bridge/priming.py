@@ -12,10 +12,10 @@ build is built here instead (``prime`` for the consumers, ``prime_api`` for the 
   envelope, the data models and the mapping to SALESmanago bodies; for the API, one synthetic
   request through the resolver and its request validation (refused: it names no API key);
 - a rehearsal: one synthetic invocation of the function's own path (a synthetic tenant, its
-  group lookup, idempotency claims, the SALESmanago request, outcomes, metrics), where every
-  AWS call is answered inside this process at botocore's ``before-send`` hook and SALESmanago
-  is a listener of this process on the loopback interface. Logs and metrics of the rehearsal
-  are discarded, and what it cached is cleared.
+  group lookup, idempotency claims, the SALESmanago request, outcomes, metrics) against a
+  listener of this process on the loopback interface: SALESmanago's stand-in, and SSM's and
+  DynamoDB's, to which botocore's ``before-send`` hook redirects the requests it built and
+  signed. Logs and metrics of the rehearsal are discarded, and what it cached is cleared.
 
 So nothing goes to SALESmanago, SSM or DynamoDB at init, no group config is read, and no secret
 or tenant config can be part of a snapshot. Every step is skipped when ``BRIDGE_PRIMING`` is
@@ -31,15 +31,18 @@ never calls them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import logging
+import os
 import random
 import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from salesmanago_bridge.codec import dumps
 from salesmanago_bridge.commands import Action, Command, CommandEnvelope
@@ -61,11 +64,15 @@ except ImportError:  # neither: nothing will ever restore this process, so keep 
 if TYPE_CHECKING:
     from salesmanago_bridge.dispatch import Dispatcher
 
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
 SYNTHETIC_GROUP = "priming"  # a well-formed key no tenant is asked about: nothing reads it
 SYNTHETIC_API_KEY_ID = "priming"
 SYNTHETIC_EMAIL = "priming@example.com"
 SYNTHETIC_SENT_AT_MS = 1_700_000_000_000
 LOOPBACK_TIMEOUT_S = 2.0
+TRACE_HEADER = "_X_AMZN_TRACE_ID"
+SYNTHETIC_TRACE_HEADER = "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=1"
 SYNTHETIC_COMMANDS: dict[Action, Any] = {
     Action.CONTACT_UPSERT: {"email": SYNTHETIC_EMAIL, "name": "Priming", "tags": ["PRIMING"]},
     Action.CONTACT_DELETE: {"email": SYNTHETIC_EMAIL},
@@ -108,9 +115,17 @@ class _InitContext:
 
 
 # ---- priming ---------------------------------------------------------------------------------
-def prime(source: Source | None = None) -> dict[str, Any]:
-    """Build at init what a first invocation from ``source`` needs; returns what was done (for the
-    tests and the bench). Does nothing with ``BRIDGE_PRIMING=false``."""
+def prime(source: Source | None = None, handler: Handler | None = None) -> dict[str, Any]:
+    """Build at init what a first invocation from ``source`` needs, rehearsing it through
+    ``handler`` (the function's ``lambda_handler``) when given, else through the dispatcher.
+    Returns what was done (for the tests and the bench). Nothing with ``BRIDGE_PRIMING=false``."""
+    done = _prime(source, handler)
+    if done["primed"]:
+        _freeze_heap()
+    return done
+
+
+def _prime(source: Source | None, handler: Handler | None) -> dict[str, Any]:
     from salesmanago_bridge.dispatch import get_dispatcher
     from salesmanago_bridge.settings import get_settings
 
@@ -129,14 +144,15 @@ def prime(source: Source | None = None) -> dict[str, Any]:
     done["event_guard"] = dispatcher.guard is not None  # built now when set up for events
     done["actions"] = dry_run_commands()
     if source is not None and source is not Source.API and done["ssm_client"]:
-        done["rehearsal"] = rehearse(dispatcher, lambda: _dispatch(dispatcher, source))
+        done["rehearsal"] = rehearse(dispatcher, lambda: _invoke(dispatcher, source, handler))
     register_restore_hooks(dispatcher)
     return done
 
 
-def prime_api(app: Any) -> dict[str, Any]:
-    """``prime`` plus the API's own: its request guard, and its requests through the resolver."""
-    done = prime(Source.API)
+def prime_api(app: Any, handler: Handler | None = None) -> dict[str, Any]:
+    """``prime`` plus the API's own: its request guard, and its requests through the resolver
+    (and ``handler``, the function's ``lambda_handler``, when given)."""
+    done = _prime(Source.API, None)
     if not done["primed"]:
         return done
     from salesmanago_bridge.api import get_request_guard
@@ -146,8 +162,17 @@ def prime_api(app: Any) -> dict[str, Any]:
     done["dry_run_status"] = dry_run_request(app)
     if done["ssm_client"]:
         dispatcher = get_dispatcher()
-        done["rehearsal"] = rehearse(dispatcher, lambda: _resolve(app, SYNTHETIC_API_KEY_ID) == 200)
+        done["rehearsal"] = rehearse(dispatcher, lambda: _resolve(app, SYNTHETIC_API_KEY_ID, handler) == 200)
+    _freeze_heap()
     return done
+
+
+def _freeze_heap() -> None:
+    """What priming built lives as long as the process: collect its garbage now and move the rest
+    out of the cyclic collector's reach, as the dispatcher does for the import's (else the first
+    invocation's allocations trigger collections that walk all of it)."""
+    gc.collect()
+    gc.freeze()
 
 
 def dry_run_commands() -> list[str]:
@@ -225,8 +250,9 @@ def dry_run_request(app: Any) -> int:
         logger.setLevel(level)
 
 
-def _resolve(app: Any, api_key_id: str | None) -> int:
-    return int(app.resolve(synthetic_api_event(api_key_id), _InitContext())["statusCode"])
+def _resolve(app: Any, api_key_id: str | None, handler: Handler | None = None) -> int:
+    run = handler or app.resolve
+    return int(run(synthetic_api_event(api_key_id), _InitContext())["statusCode"])
 
 
 # ---- the rehearsal ---------------------------------------------------------------------------
@@ -269,15 +295,20 @@ def _synthetic_sources() -> dict[Source, dict[str, Any]]:
     }
 
 
-def _dispatch(dispatcher: Dispatcher, source: Source) -> bool:
+def _invoke(dispatcher: Dispatcher, source: Source, handler: Handler | None) -> bool:
+    """The synthetic event of ``source`` through ``handler`` (else the dispatcher): all applied?"""
     event = _synthetic_sources()[source]
-    run = {
-        Source.SQS: dispatcher.dispatch_sqs,
-        Source.SNS: dispatcher.dispatch_sns,
-        Source.EVENTBRIDGE: dispatcher.dispatch_eventbridge,
-    }[source]
-    outcomes = run(event, _InitContext())
-    return all(str(outcome.status) == "applied" for outcome in outcomes.outcomes)
+    if handler is None:
+        run = {
+            Source.SQS: dispatcher.dispatch_sqs,
+            Source.SNS: dispatcher.dispatch_sns,
+            Source.EVENTBRIDGE: dispatcher.dispatch_eventbridge,
+        }[source]
+        return all(str(o.status) == "applied" for o in run(event, _InitContext()).outcomes)
+    reply = handler(event, _InitContext())
+    if source is Source.SQS:
+        return reply.get("batchItemFailures") == []
+    return all(outcome.get("status") == "applied" for outcome in reply.get("outcomes", []))
 
 
 def synthetic_group(url: str) -> dict[str, Any]:
@@ -295,8 +326,9 @@ def synthetic_group(url: str) -> dict[str, Any]:
 
 
 def rehearse(dispatcher: Dispatcher, run: Callable[[], bool]) -> bool:
-    """``run`` once with AWS answered in-process, SALESmanago on loopback, output discarded and no
-    dead letter sent; then clear what it left. Returns whether it ran through, applied."""
+    """``run`` once with SALESmanago, SSM and DynamoDB answered by a listener of this process on
+    the loopback interface, output discarded and no dead letter sent; then clear what it left.
+    Returns whether it ran through, applied."""
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
     clients = [DEFAULT_PROVIDERS["ssm"].client]
@@ -304,10 +336,11 @@ def rehearse(dispatcher: Dispatcher, run: Callable[[], bool]) -> bool:
         clients.append(dispatcher.guard_if_built.persistence.client)
     held: list[Any] = []
     saved_sink = dispatcher.dead_letters
-    with _LoopbackSalesmanago() as url, contextlib.ExitStack() as stack:
+    with _Loopback() as loopback, contextlib.ExitStack() as stack:
+        loopback.aws = _AwsAnswers(dispatcher, loopback.url)
         for client in clients:
-            stack.enter_context(_answered_in_process(client, _AwsAnswers(dispatcher, url)))
-        stack.enter_context(_untraced())
+            stack.enter_context(_sent_to(client, loopback.url))
+        stack.enter_context(_traced_nowhere())
         stack.enter_context(_output_discarded())
         dispatcher.dead_letters = _HeldDeadLetters(held)  # type: ignore[assignment]
         try:
@@ -317,10 +350,24 @@ def rehearse(dispatcher: Dispatcher, run: Callable[[], bool]) -> bool:
             ok = False
         finally:
             dispatcher.dead_letters = saved_sink
+            _still_cold()
             clear_parameter_cache()
             dispatcher.client.close_connections()
+            for client in clients:
+                client.close()
             forget_time_budget(dispatcher)
     return ok and not held
+
+
+def _still_cold() -> None:
+    """The first real invocation is still the cold start, for Logger and Tracer (which flip
+    their module's flag on the first call) and in the logger's keys."""
+    from aws_lambda_powertools.logging import logger as powertools_logger
+    from aws_lambda_powertools.tracing import tracer as powertools_tracer
+
+    powertools_logger.is_cold_start = True
+    powertools_tracer.is_cold_start = True
+    logger.clear_state()
 
 
 class _HeldDeadLetters:
@@ -366,47 +413,39 @@ class _AwsAnswers:
 
 
 @contextlib.contextmanager
-def _answered_in_process(
-    client: Any, answers: Callable[[str, bytes], tuple[int, dict[str, Any]]]
-) -> Iterator[None]:
-    """Every call of ``client`` answered at ``before-send`` (botocore's own hook for a reply that
-    needs no network, the one moto uses), after parameters, endpoint, signing and serializing."""
-    from botocore.awsrequest import AWSResponse
-    from urllib3 import HTTPHeaderDict  # the type real replies carry: checks on it get cached too
+def _sent_to(client: Any, base_url: str) -> Iterator[None]:
+    """Every request of ``client``, built, signed and serialized as for AWS, sent to ``base_url``
+    instead: botocore's ``before-send`` hook may change the request it is about to send."""
+    target = urlsplit(base_url)
 
-    def answer(request: Any, event_name: str, **_: Any) -> Any:
-        status, body = answers(event_name.rsplit(".", 1)[-1], request.body)
-        headers = HTTPHeaderDict(
-            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "priming"}
-        )
-        return AWSResponse(request.url, status, headers, _CannedBody(json.dumps(body).encode()))
+    def redirect(request: Any, **_: Any) -> None:
+        parts = urlsplit(request.url)
+        request.url = urlunsplit((target.scheme, target.netloc, parts.path or "/", parts.query, ""))
 
     event = f"before-send.{client.meta.service_model.service_id.hyphenize()}"
-    client.meta.events.register_first(event, answer, unique_id="bridge-priming")
+    client.meta.events.register_first(event, redirect, unique_id="bridge-priming")
     try:
         yield
     finally:
         client.meta.events.unregister(event, unique_id="bridge-priming")
 
 
-class _CannedBody(io.BytesIO):
-    """A reply body as botocore reads one from urllib3."""
+class _Loopback:
+    """A listener of this process on 127.0.0.1: SALESmanago accepting every request, and SSM and
+    DynamoDB answering by ``aws`` (the operation comes from the X-Amz-Target header)."""
 
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.getvalue()
+    SALESMANAGO_REPLY = (
+        b'{"success": true, "contactId": "priming", "eventId": "priming", "productIds": ["P1"]}'
+    )
+    aws: Callable[[str, bytes], tuple[int, dict[str, Any]]]
 
-
-class _LoopbackSalesmanago:
-    """A listener of this process on 127.0.0.1 answering every request as SALESmanago accepts one."""
-
-    REPLY = b'{"success": true, "contactId": "priming", "eventId": "priming", "productIds": ["P1"]}'
-
-    def __enter__(self) -> str:
+    def __enter__(self) -> _Loopback:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(LOOPBACK_TIMEOUT_S)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        return self
 
     def __exit__(self, *_: Any) -> None:
         self._listener.close()
@@ -425,37 +464,66 @@ class _LoopbackSalesmanago:
         reader = connection.makefile("rb")
         with connection, reader, contextlib.suppress(OSError, ValueError):
             while True:
-                length = 0
                 line = reader.readline()
                 if not line:
                     return
+                headers: dict[bytes, bytes] = {}
+                line = reader.readline()
                 while line not in (b"\r\n", b""):
                     name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
+                    headers[name.strip().lower()] = value.strip()
                     line = reader.readline()
-                reader.read(length)
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                connection.sendall(head % len(self.REPLY) + self.REPLY)
+                body = reader.read(int(headers.get(b"content-length", b"0")))
+                target = headers.get(b"x-amz-target")
+                if target is None:
+                    status, reply, kind = 200, self.SALESMANAGO_REPLY, b"application/json"
+                else:
+                    status, answer = self.aws(target.decode().rsplit(".", 1)[-1], body)
+                    reply, kind = json.dumps(answer).encode(), b"application/x-amz-json-1.1"
+                head = b"HTTP/1.1 %d OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                connection.sendall(head % (status, kind, len(reply)) + reply)
 
 
 @contextlib.contextmanager
-def _untraced() -> Iterator[None]:
-    """X-Ray has no segment at init: its patched clients skip the rehearsal's calls quietly."""
+def _traced_nowhere() -> Iterator[None]:
+    """Trace the rehearsal as a sampled invocation, with an emitter that serializes each segment
+    and sends it nowhere: X-Ray's own first-use work is done, and no trace reaches the daemon."""
     sdk = sys.modules.get("aws_xray_sdk.core")
     if sdk is None:
         yield
         return
-    context = sdk.xray_recorder.context
-    saved, sdk_logger = context.context_missing, logging.getLogger("aws_xray_sdk")
-    saved_level = sdk_logger.level
-    context.context_missing = "IGNORE_ERROR"
+    recorder, sdk_logger = sdk.xray_recorder, logging.getLogger("aws_xray_sdk")
+    saved_emitter, saved_missing, saved_level = (
+        recorder.emitter,
+        recorder.context.context_missing,
+        sdk_logger.level,
+    )
+    saved_header = os.environ.get(TRACE_HEADER)
+    recorder.emitter = _DiscardingEmitter()
+    recorder.context.context_missing = "IGNORE_ERROR"
     sdk_logger.setLevel(logging.ERROR)
+    # What Lambda sets for each invocation (the SDK reads it from the environment on every call).
+    os.environ[TRACE_HEADER] = SYNTHETIC_TRACE_HEADER
     try:
         yield
     finally:
-        context.context_missing = saved
+        if saved_header is None:
+            os.environ.pop(TRACE_HEADER, None)
+        else:
+            os.environ[TRACE_HEADER] = saved_header
+        recorder.emitter = saved_emitter
+        recorder.context.context_missing = saved_missing
         sdk_logger.setLevel(saved_level)
+
+
+class _DiscardingEmitter:
+    """An X-Ray emitter (``send_entity``, ``set_daemon_address``) that sends nothing."""
+
+    def send_entity(self, entity: Any) -> None:
+        entity.serialize()
+
+    def set_daemon_address(self, address: str | None) -> None:
+        pass
 
 
 @contextlib.contextmanager
