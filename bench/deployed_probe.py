@@ -6,7 +6,8 @@ Run by ``bench.deployed`` under python3.13 with the layer as built on the path, 
 environment (idempotency on, groups in SSM on moto's server, tracing on) and ``BRIDGE_PRIMING``
 saying whether init primes. Measured, as CPU time of this process:
 
-- the import of ``app`` (priming off during it), then priming (when on): init = both;
+- the import of ``app`` (priming off during it), then priming as ``app`` calls it (when on):
+  init = both;
 - with priming, the after-restore hooks (what a SnapStart restore runs), reported apart;
 - the first invocation; then later invocations of the same request (fresh ids, so an event is
   never a duplicate), alternately with the Parameters cache warm and expired (emptied: the next
@@ -131,13 +132,23 @@ def main(argv: list[str]) -> int:
     import_s = time.process_time() - started
     from salesmanago_bridge import priming
     from salesmanago_bridge.settings import get_settings
+    from salesmanago_bridge.sources import Source
+
+    SOURCES = {
+        "sqs_consumer": Source.SQS,
+        "sns_consumer": Source.SNS,
+        "eventbridge_consumer": Source.EVENTBRIDGE,
+    }
 
     prime_s = restore_s = 0.0
     if primed:
         os.environ["BRIDGE_PRIMING"] = "true"
         get_settings.cache_clear()
         started = time.process_time()
-        done = priming.prime_api(app.app) if function == "api" else priming.prime()
+        if function == "api":
+            done = priming.prime_api(app.app, app.lambda_handler)
+        else:
+            done = priming.prime(SOURCES[function], app.lambda_handler)
         prime_s = time.process_time() - started
         if function == "api":  # SnapStart: a cold request resumes a snapshot, after these hooks
             started = time.process_time()
