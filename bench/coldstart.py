@@ -218,6 +218,8 @@ def _probe(python: str, cwd: Path, module: str, dirs: Dirs, variant: str, *flags
         **lambda_env(cwd),
         **extra,
         "PYTHONPATH": os.pathsep.join([str(dirs.get(layer)), str(dirs.get(runtime))]),
+        # The import alone: priming, init's other part, is measured by bench/deployed.py.
+        "BRIDGE_PRIMING": "false",
     }
     return subprocess.run(  # noqa: S603 - the interpreter under test
         [python, *flags, "-c", PROBE, module], cwd=cwd, env=env, capture_output=True, text=True, check=False
@@ -397,21 +399,27 @@ def family_lines(cold: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--samples", type=int, default=SAMPLES)
+def samples_and_python(doc: str | None, samples: int, argv: list[str] | None) -> tuple[int, str | None]:
+    """A bench module's command line (``--samples``) and the python3.13 to run it with (None, said
+    on stderr, when there is none)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=samples)
     args = parser.parse_args(argv)
     python = find_python313()
     if python is None:
         sys.stderr.write("no python3.13 found: set BENCH_PYTHON313 or put python3.13 on PATH\n")
+    return args.samples, python
+
+
+def main(argv: list[str] | None = None) -> int:
+    samples, python = samples_and_python(__doc__, SAMPLES, argv)
+    if python is None:
         return 2
 
     def progress(message: str) -> None:
         sys.stderr.write(message + "\n")
 
-    cold = measure(python, prepare(python, progress), args.samples, progress)
+    cold = measure(python, prepare(python, progress), samples, progress)
     sys.stdout.write("\n".join(table_lines(cold)) + "\n")
     return 0
 

@@ -18,7 +18,6 @@ default), init + first invocation at most 1.1 x what it was without priming.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -167,14 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.run import IDEMPOTENCY_TABLE, MotoProcess, SandboxProcess, progress
     from bench.workload import groups
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--samples", type=int, default=SAMPLES)
-    args = parser.parse_args(argv)
-    python = coldstart.find_python313()
+    samples, python = coldstart.samples_and_python(__doc__, SAMPLES, argv)
     if python is None:
-        sys.stderr.write("no python3.13 found: set BENCH_PYTHON313 or put python3.13 on PATH\n")
         return 2
     assert IDEMPOTENCY_TABLE == "bench-idempotency"
     TMP.mkdir(parents=True, exist_ok=True)
@@ -188,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         moto.create_table()
         put_tenant(moto.url, groups(1, sandbox.url))
         dirs = coldstart.prepare(python, progress)
-        result = measure(python, dirs, moto.url, args.samples, progress)
+        result = measure(python, dirs, moto.url, samples, progress)
     finally:
         sandbox.close()
         moto.close()

@@ -66,15 +66,26 @@ if TYPE_CHECKING:
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-SYNTHETIC_GROUP = "priming"  # a well-formed key no tenant is asked about: nothing reads it
+SYNTHETIC_GROUP = "priming"  # looked up only by the rehearsal, answered by its own listener
 SYNTHETIC_API_KEY_ID = "priming"
 SYNTHETIC_EMAIL = "priming@example.com"
 SYNTHETIC_SENT_AT_MS = 1_700_000_000_000
 LOOPBACK_TIMEOUT_S = 2.0
 TRACE_HEADER = "_X_AMZN_TRACE_ID"
 SYNTHETIC_TRACE_HEADER = "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=1"
+# A field of each action routed through a group's field map, as tenants' configs do.
+SYNTHETIC_FIELD_MAP = {
+    "contact.upsert": {"priming_tier": "properties.tier"},
+    "event.create": {"priming_channel": "detail5"},
+    "products.upsert": {"priming_ean": "detail4"},
+}
 SYNTHETIC_COMMANDS: dict[Action, Any] = {
-    Action.CONTACT_UPSERT: {"email": SYNTHETIC_EMAIL, "name": "Priming", "tags": ["PRIMING"]},
+    Action.CONTACT_UPSERT: {
+        "email": SYNTHETIC_EMAIL,
+        "name": "Priming",
+        "tags": ["PRIMING"],
+        "priming_tier": "t",
+    },
     Action.CONTACT_DELETE: {"email": SYNTHETIC_EMAIL},
     Action.EVENT_CREATE: {
         "email": SYNTHETIC_EMAIL,
@@ -82,6 +93,7 @@ SYNTHETIC_COMMANDS: dict[Action, Any] = {
         "value": 1.5,
         "products": ["P1"],
         "externalId": "priming",
+        "priming_channel": "web",
     },
     Action.PRODUCTS_UPSERT: [
         {
@@ -93,6 +105,7 @@ SYNTHETIC_COMMANDS: dict[Action, Any] = {
             "price": 1.5,
             "url": "https://shop.example.com/p/1",
             "image_url": "https://shop.example.com/p/1.jpg",
+            "priming_ean": "5901234123457",
         }
     ],
 }
@@ -198,7 +211,8 @@ def _synthetic_command(action: Action, data: Any) -> Command:
         {"messageId": "priming", "body": text, "attributes": {"SentTimestamp": str(SYNTHETIC_SENT_AT_MS)}}
     )
     envelope = CommandEnvelope.parse(inbound.body, action=inbound.action)
-    return envelope.to_command(field_map={}, sent_at_ms=inbound.sent_at_ms)
+    routes = SYNTHETIC_FIELD_MAP.get(str(action), {})
+    return envelope.to_command(field_map=routes, sent_at_ms=inbound.sent_at_ms, default_location="priming")
 
 
 def _body(command: Command) -> Any:
@@ -321,7 +335,9 @@ def synthetic_group(url: str) -> dict[str, Any]:
         "products_api_key": "priming",
         "catalog_id": "priming",
         "products_endpoint": url,
+        "location": "priming",
         "api_key_ids": [SYNTHETIC_API_KEY_ID],
+        "field_map": SYNTHETIC_FIELD_MAP,
     }
 
 
