@@ -41,6 +41,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -418,7 +419,10 @@ class _AwsAnswers:
             if name not in self._parameters:
                 return 400, {"__type": "ParameterNotFound", "message": ""}
             value = self._parameters[name]
-            return 200, {"Parameter": {"Name": name, "Type": "SecureString", "Value": value, "Version": 1}}
+            parameter = {"Name": name, "Type": "SecureString", "Value": value, "Version": 1,
+                         "LastModifiedDate": SYNTHETIC_SENT_AT_MS / 1000, "DataType": "text",
+                         "ARN": f"arn:aws:ssm:eu-central-1:000000000000:parameter{name}"}  # fmt: skip
+            return 200, {"Parameter": parameter}  # every field SSM returns: each shape gets parsed
         if operation == "BatchGetItem":
             return 200, {"Responses": {self._table: []}, "UnprocessedKeys": {}}
         if operation == "BatchWriteItem":
@@ -431,19 +435,29 @@ class _AwsAnswers:
 @contextlib.contextmanager
 def _sent_to(client: Any, base_url: str) -> Iterator[None]:
     """Every request of ``client``, built, signed and serialized as for AWS, sent to ``base_url``
-    instead: botocore's ``before-send`` hook may change the request it is about to send."""
-    target = urlsplit(base_url)
+    instead: botocore's ``before-send`` hook may change the request it is about to send.
 
-    def redirect(request: Any, **_: Any) -> None:
-        parts = urlsplit(request.url)
-        request.url = urlunsplit((target.scheme, target.netloc, parts.path or "/", parts.query, ""))
-
-    event = f"before-send.{client.meta.service_model.service_id.hyphenize()}"
-    client.meta.events.register_first(event, redirect, unique_id="bridge-priming")
+    The hook stays registered (it does nothing outside a rehearsal): unregistering it would empty
+    the client's cache of handlers per event, which the first real call would then rebuild."""
+    key = id(client)
+    if key not in _REDIRECTED:
+        event = f"before-send.{client.meta.service_model.service_id.hyphenize()}"
+        client.meta.events.register_first(event, partial(_redirect, key), unique_id="bridge-priming")
+    _REDIRECTED[key] = urlsplit(base_url)
     try:
         yield
     finally:
-        client.meta.events.unregister(event, unique_id="bridge-priming")
+        _REDIRECTED[key] = None
+
+
+_REDIRECTED: dict[int, Any] = {}  # client id -> where its requests go during a rehearsal, else None
+
+
+def _redirect(key: int, request: Any, **_: Any) -> None:
+    target = _REDIRECTED.get(key)
+    if target is not None:
+        parts = urlsplit(request.url)
+        request.url = urlunsplit((target.scheme, target.netloc, parts.path or "/", parts.query, ""))
 
 
 class _Loopback:
