@@ -90,6 +90,10 @@ cli-demo: $(STAMP) ## the `bridge` CLI end to end on moto's server: 50,000-conta
 bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start (a few minutes; not in test)
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
 
+.PHONY: bench-deployed
+bench-deployed: $(STAMP) ## cold start as deployed, each function with priming off and on: make bench-deployed [SAMPLES=5]
+	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.deployed --samples $(or $(SAMPLES),3)
+
 .PHONY: chaos fuzz
 chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 [SEED=7]
 	$(BIN)/python -m tests.reliability.chaos --commands $(or $(N),10000) --fault-rate $(or $(RATE),0.3) $(if $(SEED),--seed $(SEED))
