@@ -11,16 +11,30 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION ?= 1.170.0
 
 .DEFAULT_GOAL := help
-.PHONY: help dev lint format test unit integration template-tests reliability demo sandbox invoke build validate bench clean
+.PHONY: help dev lint format test unit integration template-tests reliability conformance demo sandbox invoke build validate bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+DEV_LOCK := requirements-dev.lock
+LAYER_LOCK := layers/shared/requirements.lock
+# Both locks carry every wheel's hash for each pinned version (any platform), so the layer's lock
+# serves an arm64 and an x86_64 build alike. The dev lock is constrained by the layer's: the
+# tests run on the versions the layer ships (tests/unit/test_dependency_locks.py).
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --custom-compile-command 'make lock' \
+	$(if $(UPGRADE),--upgrade)
+
+# Everything from the hashed lock; the project itself editable, built by the locked setuptools.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+.PHONY: lock
+lock: $(STAMP) ## re-resolve the hashed lock files (layer for Python 3.13, then dev); UPGRADE=1 to move pins
+	$(UV_COMPILE) --python-version 3.13 layers/shared/requirements.txt -o $(LAYER_LOCK)
+	$(UV_COMPILE) --python-version 3.11 --extra dev --constraint $(LAYER_LOCK) pyproject.toml -o $(DEV_LOCK)
 
 dev: $(STAMP) ## create .venv and install the project with its dev extras
 
@@ -47,6 +61,9 @@ template-tests: $(STAMP) ## tests on the SAM template
 reliability: $(STAMP) ## failure-semantics tests
 	$(BIN)/pytest -q tests/reliability
 
+conformance: $(STAMP) ## our requests and the sandbox's replies against SALESmanago's own samples
+	$(BIN)/pytest -q tests/conformance
+
 demo: $(STAMP) ## run every sample event through its handler against the sandbox
 	$(BIN)/python -m local.demo
 
@@ -54,7 +71,7 @@ sandbox: $(STAMP) ## serve the SALESmanago sandbox on :8090 (Ctrl-C to stop)
 	$(BIN)/python -m local.sandbox --port 8090 --groups-file local/groups.sample.json
 
 invoke: $(STAMP) ## run one event through one handler: make invoke FN=sqs_consumer EVENT=events/sqs_contact_upsert.json
-	$(BIN)/python -m local.runner $(FN) $(EVENT)
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.runner $(FN) $(EVENT)
 
 $(SAM):
 	$(PY) -m venv $(SAM_VENV)
@@ -78,7 +95,7 @@ clean: ## remove build output and caches
 
 .PHONY: api openapi
 api: $(STAMP) ## serve the HTTP API on http://127.0.0.1:3000 (sandbox; real accounts with SALESMANAGO_GROUPS_FILE)
-	$(BIN)/python -m local.api_server --port 3000
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.api_server --port 3000
 
 openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 	$(BIN)/python -m local.openapi
@@ -87,8 +104,17 @@ openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 cli-demo: $(STAMP) ## the `bridge` CLI end to end on moto's server: 50,000-contact backfill, dead letters, redrive
 	bench/cli_backfill_demo.sh
 
-bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start (a few minutes; not in test)
+bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start, hostile input (a few minutes; not in test)
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
+	$(BIN)/python -m bench.hostile
+
+.PHONY: bench-hostile
+bench-hostile: $(STAMP) ## benchmark: CPU per KB of the worst hostile input of each class, 10 KB vs 100 KB (seconds)
+	$(BIN)/python -m bench.hostile
+
+.PHONY: keys-demo
+keys-demo: $(STAMP) ## `bridge keys` create, rotate, expire, revoke on moto, and the API's answer to each key
+	$(BIN)/python -m local.keys_demo
 
 .PHONY: bench-deployed
 bench-deployed: $(STAMP) ## cold start as deployed, each function with priming off and on: make bench-deployed [SAMPLES=5]

@@ -20,6 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge_cli.aws import AwsContext, add_aws_options
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, error_code, explain_aws_error
 from bridge_cli.key_index import Drift, drift, sync_index
+from bridge_cli.parsers import show_help, subcommand
+from salesmanago_bridge.catalogs import CatalogList, list_catalogs
 from salesmanago_bridge.commands import GROUP_KEY_PATTERN
 from salesmanago_bridge.errors import BridgeError, GroupConfigError
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig, parse_group_config
@@ -66,7 +68,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  bridge groups list --stage prod\n",
     )
-    parser.set_defaults(handler=lambda args: _help(parser))
+    parser.set_defaults(handler=lambda args: show_help(parser))
     commands = parser.add_subparsers(dest="groups_command", metavar="{put,delete,list,show,check}")
     put = _subparser(commands, "put", "validate a config file and store it as a SecureString", PUT_EXAMPLES)
     put.add_argument("group", help="the group_key")
@@ -90,19 +92,8 @@ def add_parser(subparsers: Any) -> None:
     check.set_defaults(handler=run_check)
 
 
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def _subparser(commands: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
-        name,
-        help=summary,
-        description=f"bridge groups {name}: {summary}.",
-        epilog=examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = subcommand(commands, "groups", name, summary, examples)
     add_aws_options(parser)
     return parser
 
@@ -162,18 +153,35 @@ def run_put(args: argparse.Namespace) -> int:
     aws = AwsContext.from_args(args)
     settings = _settings(aws.stage)
     name = settings.group_parameter_name(group)
-    value = json.dumps(raw, separators=(",", ":"))
     previous_keys = _stored_key_ids(aws, group) if args.overwrite else ()
+    version = store_group(aws, group, raw, overwrite=args.overwrite, kms_key_id=args.kms_key_id)
+    out.write(f"stored group {group} at {name} (SecureString, version {version})\n")
+    out.write(f"  {_outline(config)}\n")
+    _report_index(out, sync_index(aws.client("ssm"), settings, {*previous_keys, *config.api_key_ids}))
+    out.write("  the functions read it within POWERTOOLS_PARAMETERS_MAX_AGE (300 s by default)\n")
+    return EXIT_OK
+
+
+def store_group(
+    aws: AwsContext, group: str, raw: Any, *, overwrite: bool, kms_key_id: str | None = None
+) -> int | None:
+    """Write a group's config as its SecureString; the new version.
+
+    Raises:
+        UsageError: the group exists and ``overwrite`` is false.
+    """
+    name = _settings(aws.stage).group_parameter_name(group)
+    value = json.dumps(raw, separators=(",", ":"))
     request: dict[str, Any] = {
         "Name": name,
         "Value": value,
         "Type": "SecureString",
-        "Overwrite": args.overwrite,
+        "Overwrite": overwrite,
         "Tier": "Standard" if len(value.encode()) <= STANDARD_TIER_BYTES else "Advanced",
         "Description": f"salesmanago-bridge group config ({group})",
     }
-    if args.kms_key_id:
-        request["KeyId"] = args.kms_key_id
+    if kms_key_id:
+        request["KeyId"] = kms_key_id
     try:
         reply = aws.client("ssm").put_parameter(**request)
     except ClientError as exc:
@@ -184,17 +192,13 @@ def run_put(args: argparse.Namespace) -> int:
         raise explain_aws_error(exc, f"parameter {name}") from None
     except BotoCoreError as exc:
         raise explain_aws_error(exc, f"parameter {name}") from None
-    out.write(f"stored group {group} at {name} (SecureString, version {reply.get('Version')})\n")
-    out.write(f"  {_outline(config)}\n")
-    _report_index(out, sync_index(aws.client("ssm"), settings, {*previous_keys, *config.api_key_ids}))
-    out.write("  the functions read it within POWERTOOLS_PARAMETERS_MAX_AGE (300 s by default)\n")
-    return EXIT_OK
+    return reply.get("Version")
 
 
 def _stored_key_ids(aws: AwsContext, group: str) -> tuple[str, ...]:
     """The key ids the stored config lists now (they lose their binding if the new one drops them)."""
     try:
-        _, parameter = _get(aws, group)
+        _, parameter = get_group_parameter(aws, group)
         raw = json.loads(parameter.get("Value") or "")
     except (UsageError, ValueError):
         return ()
@@ -237,7 +241,7 @@ def run_delete(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- list and show
 
 
-def _get(aws: AwsContext, group: str) -> tuple[str, dict[str, Any]]:
+def get_group_parameter(aws: AwsContext, group: str) -> tuple[str, dict[str, Any]]:
     name = _settings(aws.stage).group_parameter_name(group)
     try:
         reply = aws.client("ssm").get_parameter(Name=name, WithDecryption=True)
@@ -284,7 +288,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     group = _check_key(args.group)
     aws = AwsContext.from_args(args)
-    name, parameter = _get(aws, group)
+    name, parameter = get_group_parameter(aws, group)
     out = sys.stdout
     modified = parameter.get("LastModifiedDate")
     out.write(f"{name} (version {parameter.get('Version')}, {parameter.get('Type')}")
@@ -318,7 +322,7 @@ def _load_for_check(args: argparse.Namespace, group: str) -> tuple[str, GroupCon
         except BridgeError as exc:
             raise UsageError(f"{args.groups_file}: {exc.message}") from None
     aws = AwsContext.from_args(args)
-    name, parameter = _get(aws, group)
+    name, parameter = get_group_parameter(aws, group)
     try:
         raw = json.loads(parameter.get("Value") or "")
     except ValueError:
@@ -333,6 +337,8 @@ def run_check(args: argparse.Namespace) -> int:
     logger.setLevel(logging.WARNING)  # the client's retry lines would interleave with the report
     if args.group is None:
         return run_check_index(args)
+    if args.repair:
+        raise UsageError("--repair works on the API key index: leave out the group")
     group = _check_key(args.group)
     out = sys.stdout
     try:
@@ -355,34 +361,33 @@ def run_check(args: argparse.Namespace) -> int:
         failed = True
         line("API v2", config.endpoint, "FAILED", f"[{exc.error_type}] {exc.describe()}")
 
-    catalogs: list[dict[str, Any]] | None = None
+    listed: CatalogList | None = None
     if config.products_api_key is None:
         line(
             "API v3", config.products_endpoint, "skipped", "no products_api_key: products.upsert cannot work"
         )
     else:
         try:
-            reply, _ = client.call_v3(config, "GET", "product/catalogList", action=CHECK_ACTION)
-            catalogs = [c for c in reply.get("catalogs") or [] if isinstance(c, dict)]
-            line("API v3", config.products_endpoint, "ok", f"API key accepted, {len(catalogs)} catalog(s)")
+            listed = list_catalogs(client, config)
+            count = len(listed.catalogs)
+            line("API v3", config.products_endpoint, "ok", f"API key accepted, {count} catalog(s)")
         except BridgeError as exc:
             failed = True
             line("API v3", config.products_endpoint, "FAILED", f"[{exc.error_type}] {exc.describe()}")
 
     if not config.catalog_id:
         line("catalog", "-", "skipped", "no catalog_id: products.upsert cannot work")
-    elif catalogs is None:
+    elif listed is None:
         line("catalog", config.catalog_id, "skipped", "not checked: API v3 did not answer")
     else:
-        found = next((c for c in catalogs if str(c.get("catalogId")) == config.catalog_id), None)
+        found = listed.find(config.catalog_id)
         if found is None:
             failed = True
-            known = ", ".join(str(c.get("catalogId")) for c in catalogs) or "none"
+            known = ", ".join(c.catalog_id for c in listed.catalogs) or "none"
             line("catalog", config.catalog_id, "FAILED", f"not among the account's catalogs ({known})")
         else:
-            location = found.get("location")
-            detail = f"found: {found.get('name')} (location {location})"
-            if config.location and location and config.location != location:
+            detail = f"found: {found.name} (location {found.location})"
+            if config.location and found.location and config.location != found.location:
                 detail += (
                     f"; note: the group's event location '{config.location}' differs, events will not link"
                 )

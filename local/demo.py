@@ -83,6 +83,10 @@ def describe_request(request: Any) -> str:
             fields.append("property names=" + ",".join(sorted(body["properties"])))
     elif path.endswith("contact/batchupsert"):
         fields.append(f"contacts={len(body.get('upsertDetails', []))}")
+    elif path.endswith(("contact/list", "contact/listById")):
+        wanted = body.get("email") or body.get("contactId") or []
+        shown = [mask_email(w) for w in wanted] if "email" in body else wanted
+        fields.append(f"{'email' if 'email' in body else 'contactId'}={','.join(shown)}")
     elif path.endswith("contact/delete"):
         fields += [f"email={mask_email(body.get('email'))}", f"permanently={body.get('permanently')}"]
     elif "ExtEvent" in path:
@@ -106,7 +110,7 @@ def describe_request(request: Any) -> str:
         ]
         fields += [
             f"{p.get('productId')}: quantity={p.get('quantity')} available={p.get('available')} "
-            f"customDetails={p.get('customDetails', {})}"
+            f"customDetails={p.get('customDetails', {})} setAsNull={p.get('setAsNull')}"
             for p in products
         ]
     if "sha" in body:
@@ -140,6 +144,7 @@ def run_demo(verbose: bool = False) -> DemoResult:
         os.environ.update(
             STAGE="demo",
             SALESMANAGO_GROUPS_FILE=str(groups_file),
+            SALESMANAGO_ALLOW_LOOPBACK="true",  # the sandbox listens on 127.0.0.1
             DEAD_LETTER_QUEUE_URL=dlq_url,
             AWS_DEFAULT_REGION=REGION,
             POWERTOOLS_SERVICE_NAME="salesmanago-bridge",

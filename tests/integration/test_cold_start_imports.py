@@ -38,6 +38,8 @@ def loaded_at_init(function: str, **extra_env: str) -> list[str]:
         "AWS_REGION": "eu-central-1",
         "IDEMPOTENCY_TABLE_NAME": "salesmanago-bridge-idempotency",  # configured, as deployed
         "SALESMANAGO_GROUPS_FILE": str(ROOT / "local" / "groups.sample.json"),
+        # the pseudonym key is configured as deployed; it is read on the first pseudonym, not here
+        "PSEUDONYM_KEY_SECRET_ID": "salesmanago/dev/pseudonym-key",
         **extra_env,
     }
     done = subprocess.run(  # noqa: S603 - our own interpreter

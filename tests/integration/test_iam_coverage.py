@@ -89,6 +89,11 @@ def deployed(
             Name=settings.group_parameter_name(key), Value=json.dumps(config), Type="SecureString"
         )
     sync_index(ssm, settings)
+    # The pseudonym key as the template makes it; its ARN (a random suffix) is moto's to choose.
+    secret = template.resolve(template.resources["PseudonymKey"]["Properties"])
+    template.physical_ids["PseudonymKey"] = boto3.client("secretsmanager").create_secret(
+        Name=secret["Name"], SecretString="generated-at-deploy"
+    )["ARN"]
     return template
 
 
@@ -116,6 +121,10 @@ def failure_paths(sandbox: Any) -> Iterator[dict[str, Any]]:
     yield _event_record("iam-unknown")
     sandbox.clear_faults()
     yield _event_record("iam-unknown")
+    # SALESmanago refuses, quoting the e-mail: the reason carries its pseudonym, which takes the key.
+    sandbox.inject(Fault("success_false", path="ContactExtEvent", message="Contact a@example.com is blocked"))
+    yield _event_record("iam-quoted")
+    sandbox.clear_faults()
 
 
 def run_as_deployed(
@@ -165,7 +174,12 @@ def test_every_aws_call_is_allowed_by_the_function_policies(
 ) -> None:
     # Then: the recording saw the calls that matter (else this test could not fail)
     everything = [call.action for calls in calls_by_function.values() for call in calls]
-    for action in ("ssm:GetParameter", "dynamodb:PutItem", "sqs:SendMessage"):
+    for action in (
+        "ssm:GetParameter",
+        "dynamodb:PutItem",
+        "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",
+    ):
         assert action in everything, f"no {action} recorded: is the recorder attached?"
     refused = [
         f"{function_id}: {call.action} on {arn}"
@@ -212,3 +226,66 @@ def test_each_grant_used_on_the_function_behalf_says_so_in_the_template() -> Non
         for n in at:
             comment = " ".join(lines[max(0, n - 3) : n])
             assert "on the function's behalf" in comment, f"template.yaml line {n + 1}: say who uses {needle}"
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    """The bridge's log lines during the test, formatted as Lambda would ship them (JSON)."""
+    import logging
+
+    from salesmanago_bridge.observability import logger
+
+    lines: list[str] = []
+    formatter = logger.registered_handler.formatter
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(formatter.format(record) if formatter else record.getMessage())
+
+    keep = Keep()
+    logger._logger.addHandler(keep)
+    yield lines
+    logger._logger.removeHandler(keep)
+
+
+def test_api_refused_by_aws_answers_503_and_logs_the_refused_call(
+    deployed: Template, monkeypatch: pytest.MonkeyPatch, log_lines: list[str]
+) -> None:
+    # Given the deployed API whose role may not read SSM (the shape of last round's 503s)
+    from aws_lambda_powertools.utilities import parameters
+    from botocore.exceptions import ClientError
+
+    from salesmanago_bridge.dispatch import get_dispatcher
+    from salesmanago_bridge.settings import get_settings
+
+    def refuse(self: Any, name: str, **kwargs: Any) -> str:
+        message = f"User: arn:aws:sts::{name} is not authorized to perform: ssm:GetParameter"
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": message}}, "GetParameter")
+
+    monkeypatch.delenv("SALESMANAGO_GROUPS_FILE", raising=False)
+    for key, value in deployed.environment("ApiFunction").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(parameters.SSMProvider, "_get", refuse)
+    parameters.clear_caches()
+    get_settings.cache_clear()
+    get_dispatcher.cache_clear()
+    event = load_event("api_contact_upsert.json")
+    email = json.loads(event["body"])["data"]["email"]
+    handler = load_handler("api").lambda_handler
+    log_lines.clear()
+
+    # When
+    reply = handler(event, FakeContext())
+
+    # Then: a 503 the caller may retry, and a log line that names the refused call, nothing more
+    assert reply["statusCode"] == 503
+    headers = {k: v[-1] for k, v in (reply.get("multiValueHeaders") or {}).items()}
+    assert int({**headers, **(reply.get("headers") or {})}["Retry-After"]) >= 1
+    logged = [json.loads(line) for line in log_lines]
+    refused = [line for line in logged if line.get("message") == "API request refused"]
+    assert refused, logged
+    assert refused[0]["aws_operation"] == "GetParameter"
+    assert refused[0]["aws_error_code"] == "AccessDeniedException"
+    everything = json.dumps(logged) + json.dumps(reply)
+    assert email not in everything
+    assert "not authorized" not in everything  # AWS's message (ARNs, names) stays out

@@ -44,6 +44,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, WithJsonSchema
 
 from salesmanago_bridge.claims import IdempotencyConflictError
+from salesmanago_bridge.codec import JsonLimitError, loads
 from salesmanago_bridge.commands import (
     GROUP_KEY_PATTERN,
     Action,
@@ -52,13 +53,14 @@ from salesmanago_bridge.commands import (
     ContactUpsertData,
     EventCreateData,
     ProductData,
+    field_path,
 )
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.errors import (
     BridgeError,
-    DeadlineError,
     ErrorType,
     FieldProblem,
+    RequestInProgressError,
     UnavailableError,
     UnknownGroupError,
     ValidationFailedError,
@@ -100,7 +102,11 @@ STATUS_BY_ERROR_TYPE: dict[ErrorType, HTTPStatus] = {
     ErrorType.OUTCOME_UNKNOWN: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.DEAD_LETTER_FAILED: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.DEADLINE: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.HELD_FOR_ORDER: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.EVENT_IN_FLIGHT: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.REQUEST_IN_PROGRESS: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.INVALID_GROUP_CONFIG: HTTPStatus.INTERNAL_SERVER_ERROR,
+    ErrorType.INVALID_SETTINGS: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorType.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
 }
 GENERIC_500 = "internal error; contact the operator if it persists"
@@ -259,12 +265,18 @@ class ContactDeleted(_Applied):
 
 class EventCreated(_Applied):
     eventId: str | None = Field(None, description="SALESmanago's id of the event")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="sent anyway, but e.g. `location_mismatch`: the location differs from the catalog's",
+    )
 
 
 class ProductsUpserted(_Applied):
     productIds: list[str]
     ignored_fields: list[str] = Field(default_factory=list, description="fields no field map takes")
-    warnings: list[str] = Field(default_factory=list, description="SALESmanago's warnings (data trimmed)")
+    warnings: list[str] = Field(
+        default_factory=list, description="values trimmed to SALESmanago's limits, and SALESmanago's warnings"
+    )
 
 
 class ContactFound(BaseModel):
@@ -387,7 +399,7 @@ def validation_problems(errors: Any) -> list[FieldProblem]:
             rest = ()
         parts = [p for p in rest if not (isinstance(p, str) and p.startswith("function-"))]
         if where == "body":
-            field = _field_path(parts) or "body"
+            field = field_path(parts) or "body"
         elif where == "header" and parts:  # Powertools looks headers up in lower case
             field = "-".join(word.capitalize() for word in str(parts[0]).split("-"))
         else:  # query or path: the parameter's own name
@@ -399,13 +411,6 @@ def validation_problems(errors: Any) -> list[FieldProblem]:
         if candidate not in problems:
             problems.append(candidate)
     return problems
-
-
-def _field_path(parts: list[Any]) -> str:
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
 
 
 # ---- the resolver ------------------------------------------------------------------------------
@@ -429,7 +434,9 @@ class BridgeResolver(APIGatewayRestResolver):
     """``APIGatewayRestResolver`` with the size check, JSON bodies, our error mapping and OpenAPI info."""
 
     def __init__(self) -> None:
-        super().__init__(enable_validation=True, strip_prefixes=list(STRIP_PREFIXES))
+        super().__init__(
+            enable_validation=True, strip_prefixes=list(STRIP_PREFIXES), json_body_deserializer=parse_body
+        )
         self.exception_handler(Exception)(error_response)
         self.configure_openapi(
             title="SALESmanago bridge",
@@ -476,6 +483,19 @@ class BridgeResolver(APIGatewayRestResolver):
             if f'"#/components/schemas/{name}"' not in json.dumps(document.get("paths")):
                 schemas.pop(name, None)
         return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def parse_body(text: str) -> Any:
+    """The request body as JSON, within the codec's bounds (depth, finite and bounded numbers).
+
+    Raises:
+        ValidationFailedError: the body is past a bound (a 400 naming the problem).
+        json.JSONDecodeError: the body is not JSON (Powertools answers it as ``json_invalid``).
+    """
+    try:
+        return loads(text)
+    except JsonLimitError as exc:
+        raise ValidationFailedError(f"body {exc}", details=[FieldProblem("body", str(exc))]) from None
 
 
 def body_size(event: Any) -> int:
@@ -606,7 +626,9 @@ def _reply(action: Action, group_key: str, result: dict[str, Any]) -> BaseModel:
             **common, deleted=bool(result.get("deleted")), already_absent=bool(result.get("already_absent"))
         )
     if action is Action.EVENT_CREATE:
-        return EventCreated(**common, eventId=result.get("eventId"))
+        return EventCreated(
+            **common, eventId=result.get("eventId"), warnings=list(result.get("warnings") or [])
+        )
     return ProductsUpserted(
         **common,
         productIds=list(result.get("productIds") or []),
@@ -716,7 +738,7 @@ class RequestGuard:
 
         Raises:
             IdempotencyConflictError: a keyed scope seen before with another body.
-            DeadlineError: the same key is being recorded by a concurrent request.
+            RequestInProgressError: the same key is being recorded by a concurrent request.
             UnavailableError: DynamoDB refused or could not be reached.
         """
         request = {"scope": scope, "body_sha256": body_sha256, "now_ms": now_ms}
@@ -728,7 +750,9 @@ class RequestGuard:
                 details=[FieldProblem(IDEMPOTENCY_KEY_HEADER, "was used before with another body")],
             ) from None
         except IdempotencyAlreadyInProgressError:
-            raise DeadlineError(f"a request with this {IDEMPOTENCY_KEY_HEADER} is in progress") from None
+            raise RequestInProgressError(
+                f"a request with this {IDEMPOTENCY_KEY_HEADER} is in progress"
+            ) from None
         except Exception as exc:
             raise UnavailableError(f"idempotency store unavailable: {type(exc).__name__}") from exc
 

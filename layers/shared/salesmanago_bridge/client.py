@@ -12,8 +12,9 @@ import hashlib
 import secrets
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,6 +32,7 @@ from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
     FieldProblem,
+    GroupConfigError,
     OutcomeUnknownError,
     SalesmanagoRejectedError,
     SalesmanagoTimeoutError,
@@ -210,12 +212,6 @@ def sign(api_key: str, client_id: str, api_secret: str) -> str:
     return hashlib.sha1((api_key + client_id + api_secret).encode(), usedforsecurity=False).hexdigest()
 
 
-@dataclass(frozen=True)
-class ProductUpsertResult:
-    product_ids: list[str]
-    warnings: list[str] = field(default_factory=list)
-
-
 class SalesmanagoClient:
     """Calls SALESmanago for one process; ``budget`` is reset per invocation by the dispatcher."""
 
@@ -318,7 +314,9 @@ class SalesmanagoClient:
         at_most_once = _is_at_most_once(url)
         try:
             timeout = self.budget.timeout(*self._timeout)
-            response = self._session.request(method, url, timeout=timeout, **kwargs)
+            # Never follow a redirect: it would carry the API-KEY header (or the signed body) to
+            # whatever host the reply names.
+            response = self._session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
         except requests.exceptions.ConnectTimeout as exc:
             raise UnavailableError("SALESmanago did not accept a connection in time") from exc
         except requests.exceptions.ReadTimeout as exc:
@@ -342,6 +340,12 @@ class SalesmanagoClient:
             metrics.count(SALESMANAGO_REQUESTS, action=action)
             metrics.latency(elapsed_ms, action=action)
         status = response.status_code
+        if response.is_redirect or response.is_permanent_redirect or 300 <= status < 400:
+            host = urlsplit(url).hostname
+            raise GroupConfigError(
+                f"SALESmanago host {host} answered {status} with a redirect; redirects are not followed: "
+                "set the group's endpoint to the host the account really uses"
+            )
         if status == 429:
             raise ThrottledError(
                 "SALESmanago is throttling", retry_after_s=_retry_after(response), status=status

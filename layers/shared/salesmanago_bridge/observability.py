@@ -26,6 +26,7 @@ SALESMANAGO_REQUESTS = "SalesmanagoRequests"
 SALESMANAGO_LATENCY = "SalesmanagoLatency"
 SALESMANAGO_AUTH_FAILURES = "SalesmanagoAuthFailures"
 IGNORED_PRODUCT_FIELDS = "IgnoredProductFields"
+LOCATION_MISMATCHES = "LocationMismatches"
 # Also emitted with only the `service` dimension, so a plain alarm can watch them across actions.
 SERVICE_WIDE_METRICS = frozenset({COMMANDS_DEAD_LETTERED, SALESMANAGO_AUTH_FAILURES, OUTCOME_UNKNOWN})
 
@@ -34,17 +35,33 @@ logger = Logger(service=get_settings().service_name, utc=True)
 tracer = Tracer(service=get_settings().service_name, patch_modules=("botocore", "requests"))
 
 
+# What every LogRecord carries; anything else on a record came in as `extra` (Powertools logs it).
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def _scrub_value(value: Any) -> Any:
+    """``value`` with every e-mail in its strings pseudonymized, inside dicts, lists and tuples too."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrub_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(item) for item in value]
+    return value
+
+
 class _ScrubFilter(logging.Filter):
-    """Defence in depth: no e-mail reaches a log line, whatever a message was built from."""
+    """Defence in depth: no e-mail reaches a log line, whatever a message or its `extra` was built from."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
             record.msg = record.getMessage()
             record.args = None
-        if isinstance(record.msg, str):
-            record.msg = scrub(record.msg)
-        elif isinstance(record.msg, dict):
-            record.msg = {key: scrub(v) if isinstance(v, str) else v for key, v in record.msg.items()}
+        if isinstance(record.msg, str | dict):
+            record.msg = _scrub_value(record.msg)
+        fields = record.__dict__
+        for key in fields.keys() - _RECORD_ATTRIBUTES:
+            fields[key] = _scrub_value(fields[key])
         return True
 
 
@@ -106,8 +123,3 @@ class MetricsRecorder:
 
 
 metrics = MetricsRecorder()
-
-
-def log_extra(**fields: Any) -> dict[str, Any]:
-    """Structured fields for a log line, with any e-mail value pseudonymized."""
-    return {key: scrub(value) if isinstance(value, str) else value for key, value in fields.items()}
