@@ -20,7 +20,13 @@ from salesmanago_bridge.observability import metrics
 from salesmanago_bridge.settings import get_settings
 from salesmanago_bridge.sources import Source
 
-HOOKS = ["reseed_random", "drop_connections", "forget_time_budget", "clear_parameter_cache"]
+HOOKS = [
+    "reseed_random",
+    "drop_connections",
+    "forget_time_budget",
+    "clear_parameter_cache",
+    "renew_pseudonym_key",
+]
 
 
 def _clear_caches() -> None:
@@ -35,6 +41,8 @@ def _clear_caches() -> None:
 def deployed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """As deployed: groups in SSM (no groups file), idempotency on; a fresh hook registry."""
     monkeypatch.delenv("SALESMANAGO_GROUPS_FILE", raising=False)
+    monkeypatch.setenv("SALESMANAGO_ALLOW_LOOPBACK", "false")  # as deployed: tenants name real hosts
+    monkeypatch.setenv("PSEUDONYM_KEY_SECRET_ID", "salesmanago/test/pseudonym-key")  # never read at init
     monkeypatch.setenv("STAGE", "test")
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "salesmanago-bridge-test-idempotency")
     monkeypatch.setattr(snapshot_restore_py, "_after_restore_registry", [])
@@ -254,6 +262,45 @@ def test_clear_parameter_cache_forgets_anything_read_before_the_snapshot(deploye
     # Then: the next read goes to SSM, through the primed client
     assert provider.store == {}
     assert DEFAULT_PROVIDERS["ssm"] is provider
+
+
+def test_renew_pseudonym_key_gives_each_environment_its_own_process_key(
+    deployed_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: a local run (no deployment key), its random process key in the snapshot
+    from salesmanago_bridge import privacy
+
+    monkeypatch.delenv("PSEUDONYM_KEY_SECRET_ID")
+    _clear_caches()
+    saved = privacy.use_key_loader(None)
+    try:
+        before = privacy.pseudonymize("jan@example.com")
+
+        # When: two environments resume from it
+        priming.renew_pseudonym_key()
+        first = privacy.pseudonymize("jan@example.com")
+        priming.renew_pseudonym_key()
+        second = privacy.pseudonymize("jan@example.com")
+    finally:
+        privacy.use_key_loader(saved)
+
+    # Then: each its own key, so pseudonyms are not comparable across environments
+    assert len({before, first, second}) == 3
+
+
+def test_renew_pseudonym_key_keeps_the_deployment_key(deployed_env: None) -> None:
+    # Given: the deployment's secret configured (read after the restore, never at init)
+    from salesmanago_bridge import privacy
+
+    saved = privacy.use_key_loader(None)
+    try:
+        # When
+        priming.renew_pseudonym_key()
+
+        # Then: the loader is still the deployment's
+        assert privacy.use_key_loader(None) is privacy._deployment_key
+    finally:
+        privacy.use_key_loader(saved)
 
 
 def test_restore_hooks_run_in_order_through_the_runtime_registry(deployed_env: None) -> None:

@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import random
+import secrets
 import socket
 import sys
 import threading
@@ -354,6 +355,12 @@ def rehearse(dispatcher: Dispatcher, run: Callable[[], bool]) -> bool:
     held: list[Any] = []
     saved_sink = dispatcher.dead_letters
     with _Loopback() as loopback, contextlib.ExitStack() as stack:
+        # Its tenant's SALESmanago is this process's listener: a loopback endpoint, allowed for
+        # this tenant's read alone (no real tenant's config is read while it is on).
+        stack.enter_context(_attribute_set(dispatcher.groups, "allow_loopback", True))
+        # No pseudonym key is read at init (it is a secret: never in a snapshot); a rehearsal's
+        # log line that names an e-mail gets a key of its own.
+        stack.enter_context(_pseudonym_key(secrets.token_bytes(32)))
         loopback.aws = _AwsAnswers(dispatcher, loopback.url)
         for client in clients:
             stack.enter_context(_sent_to(client, loopback.url))
@@ -374,6 +381,31 @@ def rehearse(dispatcher: Dispatcher, run: Callable[[], bool]) -> bool:
                 client.close()
             forget_time_budget(dispatcher)
     return ok and not held
+
+
+@contextlib.contextmanager
+def _attribute_set(target: Any, name: str, value: Any) -> Iterator[None]:
+    """``target.name = value`` for the block, when ``target`` has that attribute."""
+    if not hasattr(target, name):
+        yield
+        return
+    saved = getattr(target, name)
+    setattr(target, name, value)
+    try:
+        yield
+    finally:
+        setattr(target, name, saved)
+
+
+@contextlib.contextmanager
+def _pseudonym_key(key: bytes) -> Iterator[None]:
+    from salesmanago_bridge.privacy import use_key_loader
+
+    previous = use_key_loader(lambda: key)
+    try:
+        yield
+    finally:
+        use_key_loader(previous)
 
 
 def _still_cold() -> None:
@@ -583,6 +615,7 @@ def register_restore_hooks(dispatcher: Dispatcher) -> None:
     register_after_restore(drop_connections, dispatcher)
     register_after_restore(forget_time_budget, dispatcher)
     register_after_restore(clear_parameter_cache)
+    register_after_restore(renew_pseudonym_key)
 
 
 _registered = False
@@ -621,6 +654,19 @@ def clear_parameter_cache() -> None:
     # primed SSM client too, and the first read would build it again.
     for provider in DEFAULT_PROVIDERS.values():
         provider.clear_cache()
+
+
+def renew_pseudonym_key() -> None:
+    """Without the deployment's key (no PSEUDONYM_KEY_SECRET_ID: a local run), pseudonyms use a
+    random key drawn at import, which a snapshot would give every environment resumed from it:
+    draw one per environment. With the deployment's secret there is nothing to renew: it is read
+    on the first pseudonym after the restore, never at init."""
+    from salesmanago_bridge.privacy import use_key_loader
+    from salesmanago_bridge.settings import get_settings
+
+    if get_settings().pseudonym_key_secret_id is None:
+        key = secrets.token_bytes(32)
+        use_key_loader(lambda: key)
 
 
 def _boto3_clients(dispatcher: Dispatcher) -> list[Any]:
