@@ -50,6 +50,7 @@ def environment(function: str, dirs: coldstart.Dirs, moto_url: str, primed: bool
         "POWERTOOLS_TRACE_DISABLED": "false",
         "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
         "BRIDGE_PRIMING": "true" if primed else "false",
+        "SALESMANAGO_ALLOW_LOOPBACK": "true",  # the bench's tenants name the sandbox on loopback
     }
 
 
