@@ -119,6 +119,10 @@ bench-hostile: $(STAMP) ## benchmark: CPU per KB of the worst hostile input of e
 keys-demo: $(STAMP) ## `bridge keys` create, rotate, expire, revoke on moto, and the API's answer to each key
 	$(BIN)/python -m local.keys_demo
 
+.PHONY: bench-deployed
+bench-deployed: $(STAMP) ## cold start as deployed, each function with priming off and on: make bench-deployed [SAMPLES=5]
+	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.deployed --samples $(or $(SAMPLES),3)
+
 .PHONY: chaos fuzz
 chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 [SEED=7]
 	$(BIN)/python -m tests.reliability.chaos --commands $(or $(N),10000) --fault-rate $(or $(RATE),0.3) $(if $(SEED),--seed $(SEED))

@@ -33,6 +33,8 @@ TMP = BENCH / ".tmp" / "coldstart"
 REQUIREMENTS = ROOT / "layers" / "shared" / "requirements.lock"
 PACKAGE = ROOT / "layers" / "shared" / "salesmanago_bridge"
 SAMPLES = 9
+# SnapStart's hooks module, which Lambda's Python runtimes ship beside boto3.
+RUNTIME_HOOKS = "snapshot-restore-py==1.0.0"
 PIP_INSTALL = ("-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore")
 BREAKDOWN_TOP = 12
 BREAKDOWN_SAMPLES = 3  # -X importtime runs per import; the breakdown is their per-package median
@@ -144,7 +146,10 @@ def prepare(python: str, progress: Progress) -> Dirs:
     """Install the layer's requirements and boto3 once (per requirements), then lay out the variants."""
     boto3_version = importlib.metadata.version("boto3")
     stamp = hashlib.sha256(
-        REQUIREMENTS.read_bytes() + boto3_version.encode() + python_version(python).encode()
+        REQUIREMENTS.read_bytes()
+        + boto3_version.encode()
+        + RUNTIME_HOOKS.encode()
+        + python_version(python).encode()
     ).hexdigest()
     deps, runtime = TMP / "layer_deps", TMP / "runtime"
     stamp_file = TMP / "stamp"
@@ -153,7 +158,7 @@ def prepare(python: str, progress: Progress) -> Dirs:
         shutil.rmtree(TMP, ignore_errors=True)
         TMP.mkdir(parents=True)
         _pip(python, deps, "--require-hashes", "-r", str(REQUIREMENTS))
-        _pip(python, runtime, f"boto3=={boto3_version}")
+        _pip(python, runtime, f"boto3=={boto3_version}", RUNTIME_HOOKS)
         stamp_file.write_text(stamp)
     dirs = Dirs(TMP / "layer", TMP / "layer_pyc", runtime, TMP / "runtime_pyc")
     progress("laying out the layer (source and compiled) with the current package")
@@ -213,6 +218,8 @@ def _probe(python: str, cwd: Path, module: str, dirs: Dirs, variant: str, *flags
         **lambda_env(cwd),
         **extra,
         "PYTHONPATH": os.pathsep.join([str(dirs.get(layer)), str(dirs.get(runtime))]),
+        # The import alone: priming, init's other part, is measured by bench/deployed.py.
+        "BRIDGE_PRIMING": "false",
     }
     return subprocess.run(  # noqa: S603 - the interpreter under test
         [python, *flags, "-c", PROBE, module], cwd=cwd, env=env, capture_output=True, text=True, check=False
@@ -392,21 +399,27 @@ def family_lines(cold: dict[str, Any]) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--samples", type=int, default=SAMPLES)
+def samples_and_python(doc: str | None, samples: int, argv: list[str] | None) -> tuple[int, str | None]:
+    """A bench module's command line (``--samples``) and the python3.13 to run it with (None, said
+    on stderr, when there is none)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=samples)
     args = parser.parse_args(argv)
     python = find_python313()
     if python is None:
         sys.stderr.write("no python3.13 found: set BENCH_PYTHON313 or put python3.13 on PATH\n")
+    return args.samples, python
+
+
+def main(argv: list[str] | None = None) -> int:
+    samples, python = samples_and_python(__doc__, SAMPLES, argv)
+    if python is None:
         return 2
 
     def progress(message: str) -> None:
         sys.stderr.write(message + "\n")
 
-    cold = measure(python, prepare(python, progress), args.samples, progress)
+    cold = measure(python, prepare(python, progress), samples, progress)
     sys.stdout.write("\n".join(table_lines(cold)) + "\n")
     return 0
 

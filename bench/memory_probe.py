@@ -7,8 +7,8 @@ The peak is the kernel's high-water mark of this process's own memory (``VmHWM``
 ``ru_maxrss`` is reported too, but Linux carries the parent's peak into it across fork and exec,
 so a probe started by a large parent would report the parent's size.
 
-The CPU of the import and of the first invocation are reported apart: what a cold start defers
-(boto3 and DynamoDB's client for the first batch holding events, say) shows in the second.
+The CPU of init (the import of ``app``, which primes the function as deployed) and of the first
+invocation are reported apart: what a cold start defers shows in the second.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from salesmanago_bridge import actions, api
 from salesmanago_bridge.commands import Action
 from salesmanago_bridge.observability import logger, tracer
+from salesmanago_bridge.priming import prime_api
 
 app = api.BridgeResolver()
 
@@ -59,3 +60,7 @@ def get_contact_by_email(email: api.EmailQuery, group_key: api.GroupKeyQuery = N
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+# Everything a first request needs, built at init (and in a SnapStart snapshot).
+prime_api(app, lambda_handler)

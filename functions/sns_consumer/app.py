@@ -6,6 +6,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import logger, tracer
+from salesmanago_bridge.priming import prime
+from salesmanago_bridge.sources import Source
 
 
 @logger.inject_lambda_context(clear_state=True, correlation_id_path="Records[0].Sns.MessageId")
@@ -14,3 +16,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Permanent failures are already dead-lettered; a transient one raises, so the async retries
     # and then the function's on-failure destination take over.
     return get_dispatcher().dispatch_sns(event, context).raise_for_retry()
+
+
+# Everything a first invocation needs, built at init (and in a SnapStart snapshot).
+prime(Source.SNS, lambda_handler)

@@ -7,6 +7,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import logger, tracer
+from salesmanago_bridge.priming import prime
+from salesmanago_bridge.sources import Source
 
 # Report every failed record instead of raising when all fail: an outage of SALESmanago is not a
 # bug of this function, so it must not look like one in the Errors metric and alarm.
@@ -21,3 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return process_partial_response(
         event=event, record_handler=outcomes.report, processor=processor, context=context
     )
+
+
+# Everything a first invocation needs, built at init (and in a SnapStart snapshot).
+prime(Source.SQS, lambda_handler)

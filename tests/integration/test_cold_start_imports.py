@@ -1,4 +1,5 @@
-"""A consumer's cold start loads only what its common path uses (issue 3: import only what it needs)."""
+"""What a consumer's cold start loads: with priming off, only its common path (issue 3); with
+priming on (the default), also what a first invocation would load, and nothing of the API's."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ NOT_AT_IMPORT = (
     "aws_lambda_powertools.utilities.parser",
     "email_validator",  # only for an address the fast check does not settle
 )
+PRIMED_FOR_EVENTS = ("boto3", "aws_lambda_powertools.utilities.idempotency")
+PRIMED_FOR_SSM = ("aws_lambda_powertools.utilities.parameters",)
 
 
-@pytest.mark.parametrize("function", ["sqs_consumer", "sns_consumer", "eventbridge_consumer"])
-def test_cold_start_consumer_import_leaves_rare_paths_unloaded(function: str):
-    # The import, then the dispatcher a first invocation builds (its guard stays a factory)
+def loaded_at_init(function: str, **extra_env: str) -> list[str]:
+    """The modules of NOT_AT_IMPORT that the import (with its priming) and the dispatcher load."""
     probe = (
         "import json, sys, app\n"
         "from salesmanago_bridge.dispatch import get_dispatcher\n"
@@ -38,6 +40,7 @@ def test_cold_start_consumer_import_leaves_rare_paths_unloaded(function: str):
         "SALESMANAGO_GROUPS_FILE": str(ROOT / "local" / "groups.sample.json"),
         # the pseudonym key is configured as deployed; it is read on the first pseudonym, not here
         "PSEUDONYM_KEY_SECRET_ID": "salesmanago/dev/pseudonym-key",
+        **extra_env,
     }
     done = subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", probe],
@@ -47,4 +50,20 @@ def test_cold_start_consumer_import_leaves_rare_paths_unloaded(function: str):
         text=True,
         check=True,
     )
-    assert json.loads(done.stdout) == []
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("function", ["sqs_consumer", "sns_consumer", "eventbridge_consumer"])
+def test_cold_start_without_priming_leaves_rare_paths_unloaded(function: str) -> None:
+    # The import, then the dispatcher a first invocation builds (its guard stays a factory)
+    assert loaded_at_init(function, BRIDGE_PRIMING="false") == []
+
+
+@pytest.mark.parametrize("function", ["sqs_consumer", "sns_consumer", "eventbridge_consumer"])
+def test_priming_builds_the_event_guard_when_the_function_is_set_up_for_events(function: str) -> None:
+    # With a table: the guard and its DynamoDB client at init; groups from a file: no SSM client
+    assert loaded_at_init(function) == list(PRIMED_FOR_EVENTS)
+    # Without a table: nothing of idempotency, and boto3 only for the SSM client when groups are in SSM
+    assert loaded_at_init(function, IDEMPOTENCY_TABLE_NAME="") == []
+    ssm = loaded_at_init(function, IDEMPOTENCY_TABLE_NAME="", SALESMANAGO_GROUPS_FILE="")
+    assert ssm == ["boto3", *PRIMED_FOR_SSM]

@@ -117,6 +117,26 @@ def functions(cfn: Template) -> dict[str, dict[str, Any]]:
     return resources(cfn, "AWS::Lambda::Function")
 
 
+def aliases(cfn: Template) -> dict[str, str]:
+    """Alias id -> the id of the function it belongs to (SAM's AutoPublishAlias makes one each)."""
+    found = {}
+    for key, alias in resources(cfn, "AWS::Lambda::Alias").items():
+        (function,) = referenced_ids(alias["Properties"]["FunctionName"]) & set(functions(cfn))
+        found[key] = function
+    return found
+
+
+def invoked_functions(cfn: Template, value: Any) -> set[str]:
+    """The functions a target, endpoint or FunctionName reaches, directly or through an alias."""
+    names = referenced_ids(value)
+    by_alias = aliases(cfn)
+    return {by_alias[name] for name in names if name in by_alias} | (names & set(functions(cfn)))
+
+
+def invokes(cfn: Template, value: Any, function_id: str) -> bool:
+    return function_id in invoked_functions(cfn, value)
+
+
 def env(cfn: Template, function_id: str) -> dict[str, Any]:
     return props(cfn, function_id).get("Environment", {}).get("Variables", {})
 
@@ -128,7 +148,7 @@ def sqs_mappings(cfn: Template) -> Iterator[tuple[str, dict[str, Any], str, str]
         queue = single_queue(cfn, properties["EventSourceArn"])
         if queue is None:
             continue
-        (function,) = referenced_ids(properties["FunctionName"]) & set(functions(cfn))
+        (function,) = invoked_functions(cfn, properties["FunctionName"])
         yield key, properties, queue, function
 
 
@@ -145,7 +165,7 @@ def event_invoke_configs(cfn: Template) -> dict[str, dict[str, Any]]:
     """Function id -> its EventInvokeConfig properties."""
     configs = {}
     for config in resources(cfn, "AWS::Lambda::EventInvokeConfig").values():
-        (function,) = referenced_ids(config["Properties"]["FunctionName"]) & set(functions(cfn))
+        (function,) = invoked_functions(cfn, config["Properties"]["FunctionName"])
         configs[function] = config["Properties"]
     return configs
 
@@ -154,7 +174,7 @@ def invoke_principals(cfn: Template, function_id: str) -> set[str]:
     return {
         permission["Properties"]["Principal"]
         for permission in resources(cfn, "AWS::Lambda::Permission").values()
-        if refers_to(permission["Properties"]["FunctionName"], function_id)
+        if invokes(cfn, permission["Properties"]["FunctionName"], function_id)
     }
 
 
@@ -375,10 +395,12 @@ def async_sources(cfn: Template, function_id: str) -> list[str]:
     """SNS subscriptions and EventBridge rules that deliver to a function (any condition)."""
     found = []
     for key, subscription in resources(cfn, "AWS::SNS::Subscription").items():
-        if refers_to(subscription["Properties"].get("Endpoint"), function_id):
+        if invokes(cfn, subscription["Properties"].get("Endpoint"), function_id):
             found.append(key)
     for key, rule in resources(cfn, "AWS::Events::Rule").items():
-        if any(refers_to(target.get("Arn"), function_id) for target in rule["Properties"].get("Targets", [])):
+        if any(
+            invokes(cfn, target.get("Arn"), function_id) for target in rule["Properties"].get("Targets", [])
+        ):
             found.append(key)
     return found
 

@@ -399,8 +399,11 @@ def test_topic_and_bus_each_feed_exactly_one_consumer(
     rules = [r["Properties"] for r in active.values() if r["Type"] == "AWS::Events::Rule"]
 
     # Then: one path per source, so no command is applied twice
-    assert [checks.referenced_ids(s["Endpoint"]) for s in subscriptions] == [{topic_target}]
-    assert [[checks.referenced_ids(t["Arn"]) for t in rule["Targets"]] for rule in rules] == [[{bus_target}]]
+    def reached(value: object) -> set[str]:
+        return checks.invoked_functions(cfn, value) or checks.referenced_ids(value)
+
+    assert [reached(s["Endpoint"]) for s in subscriptions] == [{topic_target}]
+    assert [[reached(t["Arn"]) for t in rule["Targets"]] for rule in rules] == [[{bus_target}]]
     (rule,) = rules
     assert sorted(checks.pick_if(cfn, rule["EventPattern"], params)["detail-type"]) == sorted(checks.ACTIONS)
     if params is BUFFERED:

@@ -245,6 +245,14 @@ class SalesmanagoClient:
         self._timeout = (settings.connect_timeout_s, settings.read_timeout_s)
 
     # ---- API v2 -------------------------------------------------------------------------
+    @property
+    def session(self) -> requests.Session:
+        return self._session
+
+    def close_connections(self) -> None:
+        """Empty the session's connection pools; the next request opens a fresh connection."""
+        self._session.close()
+
     def call_v2(self, group: GroupConfig, path: str, body: dict[str, Any], *, action: str) -> dict[str, Any]:
         """POST ``{endpoint}/api/{path}`` with the body auth; return the reply of a ``success: true``.
 

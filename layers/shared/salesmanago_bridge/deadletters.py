@@ -60,6 +60,10 @@ class DeadLetterSink:
         self._sqs = sqs_client
 
     @property
+    def sqs_built(self) -> bool:
+        return self._sqs is not None
+
+    @property
     def sqs(self) -> Any:
         if self._sqs is None:
             import boto3

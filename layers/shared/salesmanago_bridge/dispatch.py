@@ -88,6 +88,15 @@ class Dispatcher:
             self._guard = self._guard()
         return self._guard
 
+    @property
+    def guard_if_built(self) -> EventGuard | None:
+        """The guard when it exists already (never builds it)."""
+        return None if callable(self._guard) else self._guard
+
+    def forget_invocation(self) -> None:
+        """Drop the last invocation's deadline getter (its context ended)."""
+        self._remaining = lambda: None
+
     # ---- per source -----------------------------------------------------------------------
     def dispatch_sqs(self, event: dict[str, Any], context: Any = None) -> BatchOutcomes:
         return self.dispatch_batch([from_sqs_record(r) for r in event.get("Records") or []], context)

@@ -220,6 +220,8 @@ class SsmGroupStore:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # None: as the settings say. Priming's rehearsal sets it for its own loopback tenant only.
+        self.allow_loopback: bool | None = None
 
     def get(self, group_key: str, *, force_fetch: bool = False) -> GroupConfig:
         from aws_lambda_powertools.utilities import parameters
@@ -240,7 +242,7 @@ class SsmGroupStore:
             if "ParameterNotFound" in repr(exc.__cause__) or "ParameterNotFound" in str(exc):
                 raise UnknownGroupError(f"unknown group '{group_key}'", group_key=group_key) from None
             raise _ssm_failure("the group's config", exc, group_key) from exc
-        return parse_group_config(group_key, raw)
+        return parse_group_config(group_key, raw, allow_loopback=self.allow_loopback)
 
     def group_keys_for_api_key(self, api_key_id: str) -> list[str]:
         """One GetParameter on the key's index entry: never a read of every tenant's secret."""

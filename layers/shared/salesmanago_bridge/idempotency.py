@@ -384,6 +384,7 @@ class RequestGuard:
             import boto3
 
             dynamodb_client = boto3.client("dynamodb")
+        self.dynamodb_client = dynamodb_client
         # A persistence layer keeps the first config it is given: one layer per config.
         self._remember = {
             flag: idempotent_function(
@@ -432,4 +433,8 @@ def get_request_guard() -> RequestGuard | None:
     settings = get_settings()
     if not settings.idempotency_table_name:
         return None
-    return RequestGuard(settings.idempotency_table_name, settings.idempotency_ttl_s)
+    from salesmanago_bridge.dispatch import get_dispatcher  # dispatch builds the event guard lazily
+
+    events = get_dispatcher().guard  # the same table: one DynamoDB client for both guards
+    client = events.persistence.client if events is not None else None
+    return RequestGuard(settings.idempotency_table_name, settings.idempotency_ttl_s, dynamodb_client=client)

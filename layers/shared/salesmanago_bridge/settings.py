@@ -50,6 +50,9 @@ class Settings(BaseModel):
     # The Secrets Manager secret (ARN or name) holding the pseudonym key; unset → a random key per
     # process (privacy.py). The template sets it to its PseudonymKey.
     pseudonym_key_secret_id: str | None = Field(None, alias="PSEUDONYM_KEY_SECRET_ID")
+    # Build at init what a first invocation needs (salesmanago_bridge.priming); false for the bench's
+    # "before priming" figures.
+    priming: bool = Field(True, alias="BRIDGE_PRIMING")
 
     @field_validator("*", mode="before")
     @classmethod
