@@ -236,7 +236,7 @@ def test_forget_time_budget_drops_a_deadline_from_before_the_snapshot(
 ) -> None:
     # Given: a deadline left by an invocation (or a dry run) before the snapshot
     dispatcher = get_dispatcher()
-    dispatcher._start_budget(lambda_context)
+    dispatcher.start_budget(lambda_context)
     assert dispatcher.client.budget.deadline is not None
 
     # When

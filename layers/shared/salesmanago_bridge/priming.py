@@ -591,8 +591,9 @@ class _DiscardingEmitter:
 @contextlib.contextmanager
 def _output_discarded() -> Iterator[None]:
     """The rehearsal's log lines and EMF metrics are no invocation's: formatted, then dropped."""
-    handler = logger.registered_handler
-    stream = handler.setStream(io.StringIO()) if isinstance(handler, logging.StreamHandler) else None
+    registered = logger.registered_handler
+    handler = registered if isinstance(registered, logging.StreamHandler) else None
+    stream = handler.setStream(io.StringIO()) if handler is not None else None
     underlying = logging.getLogger(logger.name)  # Powertools' logger propagates to the root's
     propagate, underlying.propagate = underlying.propagate, False
     try:
@@ -600,7 +601,7 @@ def _output_discarded() -> Iterator[None]:
             yield
     finally:
         underlying.propagate = propagate
-        if stream is not None:
+        if handler is not None and stream is not None:
             handler.setStream(stream)
 
 
