@@ -61,8 +61,13 @@ $(SAM):
 	$(SAM_VENV)/bin/pip install -q --upgrade pip
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli==$(SAM_CLI_VERSION)
 
-build: $(SAM) ## sam build (SAM CLI in its own environment under .tools/)
-	PYENV_VERSION=$(SAM_PYENV) SAM_CLI_TELEMETRY=0 $(SAM) build
+# ARCH: the layer's wheels (arm64, as deployed; x86_64 for make e2e on an x86_64 machine). Another
+# architecture builds into a directory and cache of its own, so the arm64 build is never mixed up.
+ARCH ?= arm64
+BUILD_DIRS = $(if $(filter arm64,$(ARCH)),,--build-dir .aws-sam/$(ARCH)/build --cache-dir .aws-sam/$(ARCH)/cache)
+
+build: $(SAM) ## sam build (SAM CLI in its own environment under .tools/); ARCH=x86_64 for this machine
+	ARCH=$(ARCH) PYENV_VERSION=$(SAM_PYENV) SAM_CLI_TELEMETRY=0 $(SAM) build $(BUILD_DIRS)
 
 # cfn-lint 1.54+ (as bundled with the SAM CLI) no longer translates SAM and misses real errors:
 # the pinned one in .venv is the check that counts; sam validate --lint is a second opinion.
