@@ -1,6 +1,8 @@
 """bridge groups: tenant configs as SecureStrings at /salesmanago/{stage}/groups/{group_key}.
 
-Secrets are never printed: show and list mask them, put and check do not echo them.
+Secrets are never printed: show and list mask them, put and check do not echo them. put and
+delete keep the API key index (/salesmanago/{stage}/api-keys/{apiKeyId}) in step with the
+groups' api_key_ids; check without a group reports where the two differ.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge_cli.aws import AwsContext, add_aws_options
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, error_code, explain_aws_error
+from bridge_cli.key_index import Drift, drift, sync_index
 from salesmanago_bridge.commands import GROUP_KEY_PATTERN
 from salesmanago_bridge.errors import BridgeError, GroupConfigError
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig, parse_group_config
@@ -41,13 +44,17 @@ example:
 """
 LIST_EXAMPLES = "example:\n  bridge groups list --stage prod\n"
 SHOW_EXAMPLES = "example:\n  bridge groups show shop-pl --stage prod\n"
+DELETE_EXAMPLES = "example:\n  bridge groups delete shop-pl --stage prod --yes\n"
 CHECK_EXAMPLES = """\
 examples:
   bridge groups check shop-pl --stage prod
+  bridge groups check --stage prod                 # the API key index against every group
+  bridge groups check --stage prod --repair        # ... and rewrite the entries that differ
   bridge groups check demo-shop --groups-file local/groups.sample.json   # a local file, against make sandbox
 
 Calls SALESmanago with the group's credentials: a harmless read on API v2 (contact/hasContact),
 the catalog list on API v3, and looks for the group's catalog_id in it. Exit 1 if any fails.
+Without a group: compares each /api-keys/{apiKeyId} entry with the groups' api_key_ids, stage-wide.
 """
 
 
@@ -60,21 +67,26 @@ def add_parser(subparsers: Any) -> None:
         epilog="example:\n  bridge groups list --stage prod\n",
     )
     parser.set_defaults(handler=lambda args: _help(parser))
-    commands = parser.add_subparsers(dest="groups_command", metavar="{put,list,show,check}")
+    commands = parser.add_subparsers(dest="groups_command", metavar="{put,delete,list,show,check}")
     put = _subparser(commands, "put", "validate a config file and store it as a SecureString", PUT_EXAMPLES)
     put.add_argument("group", help="the group_key")
     put.add_argument("--file", type=Path, required=True, help="the config, a JSON object")
     put.add_argument("--overwrite", action="store_true", help="replace an existing config")
     put.add_argument("--kms-key-id", help="KMS key for the SecureString (default: aws/ssm)")
     put.set_defaults(handler=run_put)
+    delete = _subparser(commands, "delete", "remove a group and its API keys' bindings", DELETE_EXAMPLES)
+    delete.add_argument("group", help="the group_key")
+    delete.add_argument("--yes", action="store_true", help="confirm: the group's commands will dead-letter")
+    delete.set_defaults(handler=run_delete)
     listing = _subparser(commands, "list", "the stage's groups (no secrets)", LIST_EXAMPLES)
     listing.set_defaults(handler=run_list)
     show = _subparser(commands, "show", "one group's config, secrets masked", SHOW_EXAMPLES)
     show.add_argument("group", help="the group_key")
     show.set_defaults(handler=run_show)
     check = _subparser(commands, "check", "call SALESmanago with the group's credentials", CHECK_EXAMPLES)
-    check.add_argument("group", help="the group_key")
+    check.add_argument("group", nargs="?", help="the group_key (none: check the API key index)")
     check.add_argument("--groups-file", type=Path, help="read the config from this file instead of SSM")
+    check.add_argument("--repair", action="store_true", help="without a group: rewrite drifted entries")
     check.set_defaults(handler=run_check)
 
 
@@ -148,8 +160,10 @@ def run_put(args: argparse.Namespace) -> int:
         _problems(out, exc)
         return EXIT_FAILED_ITEMS
     aws = AwsContext.from_args(args)
-    name = _settings(aws.stage).group_parameter_name(group)
+    settings = _settings(aws.stage)
+    name = settings.group_parameter_name(group)
     value = json.dumps(raw, separators=(",", ":"))
+    previous_keys = _stored_key_ids(aws, group) if args.overwrite else ()
     request: dict[str, Any] = {
         "Name": name,
         "Value": value,
@@ -172,7 +186,51 @@ def run_put(args: argparse.Namespace) -> int:
         raise explain_aws_error(exc, f"parameter {name}") from None
     out.write(f"stored group {group} at {name} (SecureString, version {reply.get('Version')})\n")
     out.write(f"  {_outline(config)}\n")
+    _report_index(out, sync_index(aws.client("ssm"), settings, {*previous_keys, *config.api_key_ids}))
     out.write("  the functions read it within POWERTOOLS_PARAMETERS_MAX_AGE (300 s by default)\n")
+    return EXIT_OK
+
+
+def _stored_key_ids(aws: AwsContext, group: str) -> tuple[str, ...]:
+    """The key ids the stored config lists now (they lose their binding if the new one drops them)."""
+    try:
+        _, parameter = _get(aws, group)
+        raw = json.loads(parameter.get("Value") or "")
+    except (UsageError, ValueError):
+        return ()
+    key_ids = raw.get("api_key_ids") if isinstance(raw, dict) else None
+    return tuple(k for k in key_ids if isinstance(k, str)) if isinstance(key_ids, list) else ()
+
+
+def _report_index(out: Any, fixed: list[Drift]) -> None:
+    for item in fixed:
+        groups = ", ".join(item.expected) or "no group (entry removed)"
+        out.write(f"  API key {item.api_key_id}: now bound to {groups}\n")
+
+
+# ---------------------------------------------------------------- delete
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    group = _check_key(args.group)
+    if not args.yes:
+        raise UsageError(f"deleting {group} dead-letters its commands from then on: pass --yes to confirm")
+    aws = AwsContext.from_args(args)
+    settings = _settings(aws.stage)
+    key_ids = _stored_key_ids(aws, group)
+    name = settings.group_parameter_name(group)
+    try:
+        aws.client("ssm").delete_parameter(Name=name)
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            raise UsageError(f"no group {group} in stage {aws.stage} ({name})") from None
+        raise explain_aws_error(exc, f"parameter {name}") from None
+    except BotoCoreError as exc:
+        raise explain_aws_error(exc, f"parameter {name}") from None
+    out = sys.stdout
+    out.write(f"deleted group {group} ({name})\n")
+    _report_index(out, sync_index(aws.client("ssm"), settings, key_ids))
+    out.write("  the functions stop using it within POWERTOOLS_PARAMETERS_MAX_AGE (300 s by default)\n")
     return EXIT_OK
 
 
@@ -273,6 +331,10 @@ def run_check(args: argparse.Namespace) -> int:
     from salesmanago_bridge.observability import logger
 
     logger.setLevel(logging.WARNING)  # the client's retry lines would interleave with the report
+    if args.group is None:
+        return run_check_index(args)
+    if args.repair:
+        raise UsageError("--repair works on the API key index: leave out the group")
     group = _check_key(args.group)
     out = sys.stdout
     try:
@@ -329,3 +391,26 @@ def run_check(args: argparse.Namespace) -> int:
             line("catalog", config.catalog_id, "ok", detail)
     out.write("every check passed\n" if not failed else "some checks FAILED\n")
     return EXIT_FAILED_ITEMS if failed else EXIT_OK
+
+
+def run_check_index(args: argparse.Namespace) -> int:
+    """Stage-wide: every API key index entry against the groups' api_key_ids."""
+    if args.groups_file:
+        raise UsageError("--groups-file needs a group: the API key index lives in SSM")
+    aws = AwsContext.from_args(args)
+    settings = _settings(aws.stage)
+    ssm = aws.client("ssm")
+    out = sys.stdout
+    found = drift(ssm, settings)
+    out.write(f"API key index of stage {aws.stage} ({settings.parameter_prefix}/api-keys/)\n")
+    if not found:
+        out.write("  every entry matches the groups' api_key_ids\n")
+        return EXIT_OK
+    for item in found:
+        out.write(f"  DRIFT {item.describe()}\n")
+    if not args.repair:
+        out.write(f"{len(found)} entries differ: `bridge groups check --repair` rewrites them\n")
+        return EXIT_FAILED_ITEMS
+    _report_index(out, sync_index(ssm, settings))
+    out.write(f"repaired {len(found)} entries\n")
+    return EXIT_OK

@@ -178,3 +178,117 @@ def test_groups_check_an_unknown_group_in_a_file_is_one_line(cli, groups_file):
 
     assert result.code == 2
     assert "unknown group 'nobody'" in result.err
+
+
+# ---------------------------------------------------------------- the API key index
+
+
+def _index(aws: Any, stage: str = "dev") -> dict[str, list[str]]:
+    ssm = aws.client("ssm")
+    prefix = f"/salesmanago/{stage}/api-keys/"
+    found = ssm.get_parameters_by_path(Path=prefix, Recursive=True)["Parameters"]
+    assert all(p["Type"] == "String" for p in found)
+    return {p["Name"].removeprefix(prefix): json.loads(p["Value"])["group_keys"] for p in found}
+
+
+def _with_keys(path: Path, *key_ids: str) -> Path:
+    config = json.loads(path.read_text())
+    config["api_key_ids"] = list(key_ids)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_groups_put_writes_the_api_key_index(cli, aws, configs):
+    # Given two groups sharing a key
+    _with_keys(configs["demo-shop"], "key-a", "key-shared")
+    _with_keys(configs["outlet"], "key-shared")
+
+    # When
+    first = cli("groups", "put", "demo-shop", "--file", configs["demo-shop"])
+    second = cli("groups", "put", "outlet", "--file", configs["outlet"])
+
+    # Then: one plain String per key, listing exactly the groups that name it
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    assert _index(aws) == {"key-a": ["demo-shop"], "key-shared": ["demo-shop", "outlet"]}
+    assert "API key key-shared: now bound to demo-shop, outlet" in second.out
+
+
+def test_groups_put_overwrite_unbinds_a_dropped_key(cli, aws, configs):
+    cli("groups", "put", "demo-shop", "--file", _with_keys(configs["demo-shop"], "key-a", "key-b"))
+
+    result = cli(
+        "groups", "put", "demo-shop", "--file", _with_keys(configs["demo-shop"], "key-b"), "--overwrite"
+    )
+
+    assert result.code == 0, result.err
+    assert _index(aws) == {"key-b": ["demo-shop"]}
+    assert "API key key-a: now bound to no group (entry removed)" in result.out
+
+
+def test_groups_delete_removes_the_group_and_its_bindings(cli, aws, configs):
+    cli("groups", "put", "demo-shop", "--file", _with_keys(configs["demo-shop"], "key-a", "key-shared"))
+    cli("groups", "put", "outlet", "--file", _with_keys(configs["outlet"], "key-shared"))
+
+    refused = cli("groups", "delete", "demo-shop")
+    deleted = cli("groups", "delete", "demo-shop", "--yes")
+    again = cli("groups", "delete", "demo-shop", "--yes")
+
+    assert refused.code == 2 and "--yes" in refused.err
+    assert deleted.code == 0, deleted.err
+    assert _index(aws) == {"key-shared": ["outlet"]}
+    names = [p["Name"] for p in aws.client("ssm").describe_parameters()["Parameters"]]
+    assert "/salesmanago/dev/groups/demo-shop" not in names
+    assert again.code == 2 and "no group demo-shop" in again.err
+
+
+def test_groups_check_without_a_group_reports_drift_and_repairs_it(cli, aws, configs):
+    # Given an index edited by hand behind the CLI's back: a stale entry and a missing one
+    cli("groups", "put", "demo-shop", "--file", _with_keys(configs["demo-shop"], "key-a", "key-b"))
+    ssm = aws.client("ssm")
+    ssm.delete_parameter(Name="/salesmanago/dev/api-keys/key-b")
+    ssm.put_parameter(
+        Name="/salesmanago/dev/api-keys/key-gone", Value='{"group_keys": ["outlet"]}', Type="String"
+    )
+    clean_before = cli("groups", "check")
+
+    # When
+    repair = cli("groups", "check", "--repair")
+    clean_after = cli("groups", "check")
+
+    # Then
+    assert clean_before.code == 1
+    assert "DRIFT key key-b: index lists no entry; the groups say demo-shop" in clean_before.out
+    assert "DRIFT key key-gone: index lists outlet; the groups say none" in clean_before.out
+    assert "key-a" not in clean_before.out
+    assert repair.code == 0, repair.err
+    assert _index(aws) == {"key-a": ["demo-shop"], "key-b": ["demo-shop"]}
+    assert clean_after.code == 0 and "every entry matches" in clean_after.out
+    _no_secrets(clean_before.out, repair.out)
+
+
+def test_groups_put_racing_another_put_loses_no_binding(cli, aws, configs, monkeypatch):
+    # Given: while demo-shop's put derives the entry, outlet's put stores its group and its entry
+    # (the interleaving that loses an update with a plain read-modify-write)
+    from bridge_cli import key_index
+
+    _with_keys(configs["demo-shop"], "key-shared")
+    _with_keys(configs["outlet"], "key-shared")
+    real_write = key_index._write
+    raced = []
+
+    def write_after_the_other_put(ssm: Any, settings: Any, key_id: str, groups: tuple[str, ...]) -> None:
+        if not raced:
+            raced.append(groups)
+            monkeypatch.setattr(key_index, "_write", real_write)
+            assert cli("groups", "put", "outlet", "--file", configs["outlet"]).code == 0
+        real_write(ssm, settings, key_id, groups)
+
+    monkeypatch.setattr(key_index, "_write", write_after_the_other_put)
+
+    # When demo-shop's stale write lands last
+    result = cli("groups", "put", "demo-shop", "--file", configs["demo-shop"])
+
+    # Then its verification saw outlet's group and put it back
+    assert result.code == 0, result.err
+    assert raced == [("demo-shop",)]
+    assert _index(aws) == {"key-shared": ["demo-shop", "outlet"]}

@@ -137,13 +137,22 @@ def test_functions_share_runtime_architecture_tracing_and_layer(cfn: dict[str, A
     assert len(checks.functions(cfn)) == 4
 
 
+def is_api(cfn: dict[str, Any], function: str) -> bool:
+    return checks.invoke_principals(cfn, function) == {"apigateway.amazonaws.com"}
+
+
 def test_functions_get_every_setting_and_the_powertools_environment(cfn: dict[str, Any]) -> None:
     for function in checks.functions(cfn):
         # Given
         variables = {name: checks.resolve(cfn, value) for name, value in checks.env(cfn, function).items()}
 
         # Then
-        assert set(variables) >= SETTINGS_VARIABLES, function
+        expected_settings = SETTINGS_VARIABLES - (
+            set()
+            if checks.env(cfn, function).get("DEAD_LETTER_QUEUE_URL") is not None or not is_api(cfn, function)
+            else {"DEAD_LETTER_QUEUE_URL"}
+        )
+        assert set(variables) >= expected_settings, function
         for name, expected in POWERTOOLS_VARIABLES.items():
             assert str(variables[name]) == expected, (function, name)
         assert str(variables["MAX_RECEIVE_COUNT"]) == "5"
@@ -171,10 +180,11 @@ def test_dead_letters_go_where_design_says(cfn: dict[str, Any]) -> None:
         "sqs_consumer": "CommandsDeadLetterQueue",
         "sns_consumer": "FailureQueue",
         "eventbridge_consumer": "FailureQueue",
-        "api": "FailureQueue",
     }
     for folder, queue in expected.items():
         assert checks.env(cfn, function_id(cfn, folder))["DEAD_LETTER_QUEUE_URL"] == {"Ref": queue}
+    # The API answers every failure to its caller and parks nothing: no queue, no grant to send.
+    assert "DEAD_LETTER_QUEUE_URL" not in checks.env(cfn, function_id(cfn, "api"))
 
 
 # ------------------------------------------------------------------ IAM

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from salesmanago_bridge.commands import Action
-from salesmanago_bridge.errors import BridgeError, GroupConfigError, UnknownGroupError
+from salesmanago_bridge.errors import (
+    BridgeError,
+    GroupConfigError,
+    UnavailableError,
+    UnknownGroupError,
+    aws_refusal,
+)
 from salesmanago_bridge.groups import (
     FileGroupStore,
     GroupConfig,
@@ -633,11 +639,59 @@ def test_ssm_group_store_caches_until_force_fetch(ssm: Any, ssm_store: SsmGroupS
     assert fetched.client_id == "after"
 
 
-def test_ssm_group_store_group_keys_for_api_key(ssm: Any, ssm_store: SsmGroupStore) -> None:
-    # Given two groups, one allowing the key
-    put_group(ssm, "/salesmanago/test/groups/demo-shop", config(api_key_ids=["key-a"]))
-    put_group(ssm, "/salesmanago/test/groups/outlet", config(api_key_ids=["key-b"]))
+def test_ssm_group_store_group_keys_for_api_key_read_from_its_index_entry(
+    ssm: Any, ssm_store: SsmGroupStore
+) -> None:
+    # Given the key's index entry (a plain String) and groups that would say otherwise
+    put_group(ssm, "/salesmanago/test/groups/outlet", config(api_key_ids=["key-a"]))
+    ssm.put_parameter(
+        Name="/salesmanago/test/api-keys/key-a", Value='{"group_keys": ["demo-shop"]}', Type="String"
+    )
 
-    # When / Then
+    # When / Then: the entry decides which groups are candidates; the groups are never scanned
     assert ssm_store.group_keys_for_api_key("key-a") == ["demo-shop"]
     assert ssm_store.group_keys_for_api_key("key-c") == []
+
+
+def test_ssm_group_store_invalid_index_entry_rejected(ssm: Any, ssm_store: SsmGroupStore) -> None:
+    # Given
+    ssm.put_parameter(
+        Name="/salesmanago/test/api-keys/key-a", Value='{"group_keys": ["no spaces"]}', Type="String"
+    )
+
+    # When
+    with pytest.raises(GroupConfigError) as info:
+        ssm_store.group_keys_for_api_key("key-a")
+
+    # Then
+    assert "group_keys" in str(info.value)
+
+
+def test_ssm_group_store_refused_read_names_the_aws_call_and_code(
+    ssm: Any, ssm_store: SsmGroupStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given SSM refusing every read, as IAM does when the policy lacks the action
+    from aws_lambda_powertools.utilities import parameters
+    from botocore.exceptions import ClientError
+
+    def refuse(self: Any, name: str, **kwargs: Any) -> str:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": f"not allowed on {name} {SECRET}"}}
+        raise ClientError(error, "GetParameter")
+
+    monkeypatch.setattr(parameters.SSMProvider, "_get", refuse)
+
+    # When
+    with pytest.raises(UnavailableError) as by_key:
+        ssm_store.group_keys_for_api_key("key-a")
+    with pytest.raises(UnavailableError) as by_group:
+        ssm_store.get("demo-shop")
+
+    # Then: transient, naming the operation and AWS's code, never AWS's message
+    for error in (by_key.value, by_group.value):
+        assert error.retryable
+        assert "(GetParameter: AccessDeniedException)" in error.describe()
+        assert SECRET not in error.describe()
+        assert aws_refusal(error) == {
+            "aws_operation": "GetParameter",
+            "aws_error_code": "AccessDeniedException",
+        }

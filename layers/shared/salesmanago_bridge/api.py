@@ -60,7 +60,9 @@ from salesmanago_bridge.errors import (
     ErrorType,
     FieldProblem,
     UnavailableError,
+    UnknownGroupError,
     ValidationFailedError,
+    aws_refusal,
 )
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.mapping import ContactView, contact_view
@@ -349,7 +351,7 @@ def error_response(exc: Exception) -> Response:
         )
     else:
         log = logger.warning if status >= HTTPStatus.INTERNAL_SERVER_ERROR else logger.info
-        log("API request refused", extra={"status": int(status), "code": code})
+        log("API request refused", extra={"status": int(status), "code": code, **aws_refusal(exc)})
     body = {"error": {"code": code, "message": scrub(message), "details": [d.as_dict() for d in details]}}
     return Response(
         status_code=int(status), content_type=content_types.APPLICATION_JSON, body=body, headers=headers
@@ -533,15 +535,26 @@ def resolve_group(app: APIGatewayRestResolver, *named: Any) -> str:
     if requested:
         if requested[0] not in allowed:
             raise ForbiddenError("this API key may not use this group_key")
-        return requested[0]
+        return _bound(key_id, requested[0])
     if len(allowed) == 1:
-        return allowed[0]
+        return _bound(key_id, allowed[0])
     if not allowed:
         raise ForbiddenError("this API key may not use any group")
     raise ValidationFailedError(
         "group_key is required: this API key may use several groups",
         details=[FieldProblem("group_key", "is required; one of: " + ", ".join(allowed))],
     )
+
+
+def _bound(key_id: str | None, group_key: str) -> str:
+    """``group_key`` if its own config lists the key: the index may lag, the config decides."""
+    try:
+        listed = get_dispatcher().groups.get(group_key).api_key_ids
+    except UnknownGroupError:
+        listed = ()
+    if key_id is None or key_id not in listed:
+        raise ForbiddenError("this API key may not use this group_key")
+    return group_key
 
 
 def _query_group_key(app: APIGatewayRestResolver) -> str | None:

@@ -103,6 +103,25 @@ class BridgeError(Exception):
         }
 
 
+def aws_refusal(exc: BaseException) -> dict[str, str]:
+    """The AWS operation and error code behind ``exc`` (from botocore's ClientError in its chain).
+
+    Only the operation name and AWS's error code: never the error message, which can quote a
+    resource name or a value.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk: chains are short, and a cycle must not loop forever
+        if seen is None:
+            break
+        response = getattr(seen, "response", None)
+        operation = getattr(seen, "operation_name", None)
+        if isinstance(response, dict) and isinstance(operation, str):
+            code = (response.get("Error") or {}).get("Code")
+            return {"aws_operation": operation, "aws_error_code": str(code or "unknown")}
+        seen = seen.__cause__ or seen.__context__
+    return {}
+
+
 class TransientError(BridgeError):
     """Raised when trying again later may succeed; the source must redeliver."""
 

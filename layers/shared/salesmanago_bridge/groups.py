@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from salesmanago_bridge.commands import (
+    GROUP_KEY_PATTERN,
     LOCATION_PATTERN,
     Action,
     Email,
@@ -17,7 +19,13 @@ from salesmanago_bridge.commands import (
     is_valid_target,
     problems_from,
 )
-from salesmanago_bridge.errors import FieldProblem, GroupConfigError, UnavailableError, UnknownGroupError
+from salesmanago_bridge.errors import (
+    FieldProblem,
+    GroupConfigError,
+    UnavailableError,
+    UnknownGroupError,
+    aws_refusal,
+)
 from salesmanago_bridge.settings import Settings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -96,6 +104,34 @@ def parse_group_config(group_key: str, raw: Any) -> GroupConfig:
         ) from None
 
 
+class ApiKeyIndexEntry(BaseModel):
+    """``{prefix}/api-keys/{apiKeyId}``: the groups one API key may use, derived from the groups.
+
+    The groups' own ``api_key_ids`` stay the source of truth: `bridge groups put|delete` derive
+    this entry from them, and the API checks the chosen group's list again, so a stale entry can
+    only refuse a request, never open a group to a key it does not list.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_keys: tuple[str, ...] = Field(default=(), max_length=500)
+
+    @field_validator("group_keys")
+    @classmethod
+    def _group_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [key[:64] for key in value if not re.fullmatch(GROUP_KEY_PATTERN, key)]
+        if bad:
+            raise ValueError(f"not group keys: {', '.join(bad)}")
+        return tuple(sorted(set(value)))
+
+
+def _ssm_failure(what: str, exc: Exception, group_key: str | None = None) -> UnavailableError:
+    """A transient error naming the refused AWS call and its code (never its message)."""
+    refusal = aws_refusal(exc)
+    call = f" ({refusal['aws_operation']}: {refusal['aws_error_code']})" if refusal else ""
+    return UnavailableError(f"could not read {what} from SSM{call}", group_key=group_key)
+
+
 class GroupStore(Protocol):
     """Where group configs come from."""
 
@@ -169,25 +205,31 @@ class SsmGroupStore:
         except parameters.exceptions.GetParameterError as exc:
             if "ParameterNotFound" in repr(exc.__cause__) or "ParameterNotFound" in str(exc):
                 raise UnknownGroupError(f"unknown group '{group_key}'", group_key=group_key) from None
-            raise UnavailableError("could not read the group's config from SSM", group_key=group_key) from exc
+            raise _ssm_failure("the group's config", exc, group_key) from exc
         return parse_group_config(group_key, raw)
 
     def group_keys_for_api_key(self, api_key_id: str) -> list[str]:
+        """One GetParameter on the key's index entry: never a read of every tenant's secret."""
         from aws_lambda_powertools.utilities import parameters
 
-        prefix = f"{self._settings.parameter_prefix}/groups"
-        configs = parameters.get_parameters(
-            prefix,
-            transform="json",
-            decrypt=True,
-            max_age=self._settings.parameters_max_age_s,
-            raise_on_transform_error=False,
-        )
-        return sorted(
-            key
-            for key, raw in configs.items()
-            if isinstance(raw, dict) and api_key_id in (raw.get("api_key_ids") or [])
-        )
+        name = self._settings.api_key_parameter_name(api_key_id)
+        try:
+            # A String: SSM ignores WithDecryption for it, and no KMS key is involved.
+            raw = parameters.get_parameter(
+                name, transform="json", decrypt=True, max_age=self._settings.parameters_max_age_s
+            )
+        except parameters.exceptions.TransformParameterError:
+            raise GroupConfigError("the API key's index entry is not valid JSON") from None
+        except parameters.exceptions.GetParameterError as exc:
+            if "ParameterNotFound" in repr(exc.__cause__) or "ParameterNotFound" in str(exc):
+                return []  # a key bound to no group
+            raise _ssm_failure("the API key's groups", exc) from exc
+        try:
+            return list(ApiKeyIndexEntry.model_validate(raw).group_keys)
+        except ValidationError as exc:
+            raise GroupConfigError(
+                "the API key's index entry is invalid", details=problems_from(exc)
+            ) from None
 
 
 def group_store_for(settings: Settings) -> GroupStore:

@@ -61,6 +61,10 @@ class Settings(BaseModel):
     def group_parameter_name(self, group_key: str) -> str:
         return f"{self.parameter_prefix}/groups/{group_key}"
 
+    def api_key_parameter_name(self, api_key_id: str) -> str:
+        """The index entry listing the groups an API key may use (a plain String, no secret)."""
+        return f"{self.parameter_prefix}/api-keys/{api_key_id}"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``environ`` (default: the process environment).
