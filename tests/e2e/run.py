@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from samtranslator.yaml_helper import yaml_parse
 
 from local.sandbox import Account, Fault, Sandbox
@@ -591,73 +592,64 @@ def terminal_queue(stack: Stack) -> tuple[str, str]:
     return "failure queue", stack.outputs["FailureQueueUrl"]
 
 
-def sns_paths(world: World, table: Table, stack: Stack, label: str) -> None:
-    emulator, sandbox, run_id = world.emulator, world.sandbox, world.run_id
-    sns = emulator.client("sns")
-    client = world.client_id("demo-shop")
-    where, queue_url = terminal_queue(stack)
-    failures = Parked(emulator, queue_url)
+Sender = Callable[[str, bool], None]
+
+
+def sns_sender(world: World, stack: Stack) -> Sender:
+    """Publish the sample upsert for an address (or, unknown=True, the unknown-group sample) to the topic."""
     upsert, upsert_attributes = sample_sns("sns_contact_upsert.json")
-    unknown, unknown_attributes = sample_sns("sns_unknown_group.json")
-    address = email(f"{label}-sns", run_id)
-    sns.publish(
-        TopicArn=stack.outputs["CommandsTopicArn"],
-        Message=json.dumps(with_email(upsert, address)),
-        MessageAttributes=upsert_attributes,
-    )
-    marker = email(f"{label}-sns-unknown", run_id)
-    sns.publish(
-        TopicArn=stack.outputs["CommandsTopicArn"],
-        Message=json.dumps(with_email(unknown, marker)),
-        MessageAttributes=unknown_attributes,
-    )
+    unknown_group, unknown_attributes = sample_sns("sns_unknown_group.json")
 
-    def applied() -> str:
-        wait_for("contact in the sandbox", lambda: contact_of(sandbox, client, address))
-        return "contact upserted"
+    def send(address: str, unknown: bool) -> None:
+        command, attributes = (unknown_group, unknown_attributes) if unknown else (upsert, upsert_attributes)
+        world.emulator.client("sns").publish(
+            TopicArn=stack.outputs["CommandsTopicArn"],
+            Message=json.dumps(with_email(command, address)),
+            MessageAttributes=attributes,
+        )
 
-    def parked() -> str:
-        message = wait_for(f"unknown group in the {where}", lambda: failures.find(marker))
-        return f"in the {where}, bridge-failure {failure_reason(message)[:80]}"
-
-    table.check(f"{label} sns: contact.upsert", applied)
-    table.check(f"{label} sns: unknown group -> {where}", parked)
+    return send
 
 
-def eventbridge_paths(world: World, table: Table, stack: Stack, label: str) -> None:
-    emulator, sandbox, run_id = world.emulator, world.sandbox, world.run_id
-    events = emulator.client("events")
+def eventbridge_sender(world: World, stack: Stack) -> Sender:
+    """Put the sample upsert for an address (or, unknown=True, for a group nobody has) on the bus."""
+    detail_type, detail = sample_eventbridge("eventbridge_contact_upsert.json")
+
+    def send(address: str, unknown: bool) -> None:
+        body = with_email(detail, address)
+        if unknown:
+            body["group_key"] = "no-such-shop"
+        entry = {"Source": "e2e.shop", "DetailType": detail_type, "Detail": json.dumps(body)}
+        reply = world.emulator.client("events").put_events(
+            Entries=[{**entry, "EventBusName": stack.outputs["EventBusName"]}]
+        )
+        if reply.get("FailedEntryCount"):
+            raise RuntimeError(f"put_events refused the entry: {reply}")
+
+    return send
+
+
+def source_paths(world: World, table: Table, stack: Stack, source: str, send: Sender) -> None:
+    """One SNS or EventBridge source of one stack: a command applied, an unknown group parked."""
+    label = f"{'buffered' if stack.buffered else 'direct'} {source}"
     client = world.client_id("demo-shop")
     where, queue_url = terminal_queue(stack)
-    failures = Parked(emulator, queue_url)
-    detail_type, detail = sample_eventbridge("eventbridge_contact_upsert.json")
-    address = email(f"{label}-eventbridge", run_id)
-    marker = email(f"{label}-eventbridge-unknown", run_id)
-    unknown = with_email(detail, marker)
-    unknown["group_key"] = "no-such-shop"
-    entries = [
-        {
-            "Source": "e2e.shop",
-            "DetailType": detail_type,
-            "Detail": json.dumps(body),
-            "EventBusName": stack.outputs["EventBusName"],
-        }
-        for body in (with_email(detail, address), unknown)
-    ]
-    reply = events.put_events(Entries=entries)
-    if reply.get("FailedEntryCount"):
-        raise RuntimeError(f"put_events refused entries: {reply}")
+    failures = Parked(world.emulator, queue_url)
+    address = email(label.replace(" ", "-"), world.run_id)
+    marker = email(f"{label.replace(' ', '-')}-unknown", world.run_id)
+    send(address, False)
+    send(marker, True)
 
     def applied() -> str:
-        wait_for("contact in the sandbox", lambda: contact_of(sandbox, client, address))
+        wait_for("contact in the sandbox", lambda: contact_of(world.sandbox, client, address))
         return "contact upserted"
 
     def parked() -> str:
         message = wait_for(f"unknown group in the {where}", lambda: failures.find(marker))
         return f"in the {where}, bridge-failure {failure_reason(message)[:80]}"
 
-    table.check(f"{label} eventbridge: contact.upsert", applied)
-    table.check(f"{label} eventbridge: unknown group -> {where}", parked)
+    table.check(f"{label}: contact.upsert", applied)
+    table.check(f"{label}: unknown group -> {where}", parked)
 
 
 def async_retry_paths(world: World, table: Table) -> None:
@@ -666,31 +658,13 @@ def async_retry_paths(world: World, table: Table) -> None:
     emulator, sandbox, stack, run_id = world.emulator, world.sandbox, world.direct, world.run_id
     client = world.client_id("demo-shop")
     attempts = 1 + CLIENT_RETRIES
-    upsert, upsert_attributes = sample_sns("sns_contact_upsert.json")
-    detail_type, detail = sample_eventbridge("eventbridge_contact_upsert.json")
+    publish_sns, put_event = sns_sender(world, stack), eventbridge_sender(world, stack)
 
-    def publish_sns(address: str) -> None:
-        emulator.client("sns").publish(
-            TopicArn=stack.outputs["CommandsTopicArn"],
-            Message=json.dumps(with_email(upsert, address)),
-            MessageAttributes=upsert_attributes,
-        )
-
-    def put_event(address: str) -> None:
-        entry = {
-            "Source": "e2e.shop",
-            "DetailType": detail_type,
-            "Detail": json.dumps(with_email(detail, address)),
-        }
-        emulator.client("events").put_events(
-            Entries=[{**entry, "EventBusName": stack.outputs["EventBusName"]}]
-        )
-
-    def retried(send: Callable[[str], None], path: str) -> Callable[[], str]:
+    def retried(send: Sender, path: str) -> Callable[[], str]:
         def probe() -> str:
             address = email(path, run_id)
             sandbox.inject(Fault(kind="status", status=503, path="/api/contact/upsert", times=attempts))
-            send(address)
+            send(address, False)
             wait_for("the contact after a retry", lambda: contact_of(sandbox, client, address))
             calls = [r for r in sandbox.requests_to("/api/contact/upsert") if address in json.dumps(r.body)]
             refused = sum(r.status == 503 for r in calls)
@@ -706,7 +680,7 @@ def async_retry_paths(world: World, table: Table) -> None:
         sandbox.inject(
             Fault(kind="status", status=503, path="/api/contact/upsert", times=attempts * invocations)
         )
-        publish_sns(address)
+        publish_sns(address, False)
         failures = Parked(emulator, stack.outputs["FailureQueueUrl"])
         message = wait_for("the on-failure record in the failure queue", lambda: failures.find(address))
         record = json.loads(message["Body"])
@@ -813,6 +787,30 @@ def api_paths(world: World, table: Table) -> None:
     table.check("api: no API key -> 403", missing_key)
 
 
+def iam_is_enforced(emulator: Emulator) -> str:
+    """AUTH=true in effect: a user of the emulator's account without any policy is refused a read of
+    a tenant's config (so the functions' calls are checked against their roles' policies too)."""
+    iam = emulator.client("iam")
+    name = f"e2e-no-grants-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=name)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    ssm = boto3.client(
+        "ssm",
+        endpoint_url=emulator.url,
+        region_name=REGION,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )
+    try:
+        ssm.get_parameter(Name=f"/salesmanago/{STAGE}/groups/demo-shop", WithDecryption=True)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+        if code not in {"AccessDenied", "AccessDeniedException"}:
+            raise
+        return f"a user without grants gets {code}"
+    raise AssertionError("a user without any policy read a tenant's config: IAM is not enforced")
+
+
 def runtime_has_no_layer_packages() -> str:
     """The functions run with .tools/lambda-runtime's interpreter: prove it cannot import what only the
     layer should provide, so a dependency missing from the layer fails the run as it would in AWS."""
@@ -891,13 +889,14 @@ def main(argv: list[str] | None = None) -> int:
             keys = create_api_keys(emulator, list(groups), [direct, buffered])
             put_tenants(groups, sandbox.url, {group: key[0] for group, key in keys.items()}, env, workdir)
             world = World(emulator, sandbox, direct, buffered, groups, keys, run_id)
+            table.check("iam: enforced", lambda: iam_is_enforced(emulator))
             sqs_paths(world, table)
             transient_path(world, table)
-            sns_paths(world, table, direct, "direct")
-            eventbridge_paths(world, table, direct, "direct")
-            async_retry_paths(world, table)
-            sns_paths(world, table, buffered, "buffered")
-            eventbridge_paths(world, table, buffered, "buffered")
+            for stack in (direct, buffered):
+                source_paths(world, table, stack, "sns", sns_sender(world, stack))
+                source_paths(world, table, stack, "eventbridge", eventbridge_sender(world, stack))
+                if not stack.buffered:
+                    async_retry_paths(world, table)
             api_paths(world, table)
         except Exception as exc:
             table.rows.append(Row("setup", "FAIL", f"{type(exc).__name__}: {exc}"[:600]))
