@@ -554,6 +554,7 @@ def transient_path(world: World, table: Table) -> None:
     address = email("sqs-transient", run_id)
     attempts = 1 + CLIENT_RETRIES
     sandbox.inject(Fault(kind="status", status=503, path="/api/contact/upsert", times=attempts))
+    sent_at = time.time()
     emulator.client("sqs").send_message(
         QueueUrl=stack.outputs["CommandsQueueUrl"],
         MessageBody=json.dumps(with_email(upsert, address)),
@@ -574,12 +575,14 @@ def transient_path(world: World, table: Table) -> None:
             raise AssertionError(
                 f"{len(refused)} refused and {len(applied)} applied calls, expected {attempts} and 1"
             )
-        # The first refusal follows the receive at once; the next receive waits for the visibility
-        # timeout, whereas the client's own retries come within a few seconds.
-        waited = applied[0].received_at - refused[0].received_at
-        if waited < VISIBILITY_TIMEOUT_S - 1:
-            raise AssertionError(f"applied {waited:.1f} s after the first refusal: not a redelivery")
-        return f"{len(refused)} calls refused (503), applied {waited:.0f} s later on the next receive"
+        # The next receive comes at least the visibility timeout after the send; the client's own
+        # retries within the first invocation take a few seconds.
+        waited = applied[0].received_at - sent_at
+        if waited < VISIBILITY_TIMEOUT_S:
+            raise AssertionError(f"applied {waited:.1f} s after the send: within the first receive")
+        return (
+            f"{len(refused)} calls refused (503), applied on the next receive, {waited:.0f} s after the send"
+        )
 
     table.check("sqs: transient failure -> redelivered, applied", redelivered)
 
