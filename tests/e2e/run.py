@@ -53,9 +53,13 @@ PARAMETERS = {
     "QueueVisibilityTimeoutSeconds": str(VISIBILITY_TIMEOUT_S),
 }
 WAIT_S = 60.0
-# The template's SALESMANAGO_MAX_RETRIES and the consumers' EventInvokeConfig.MaximumRetryAttempts.
-CLIENT_RETRIES = 3
-ASYNC_RETRIES = 2
+# template.yaml as written (SAM): the values a check must agree with are read from it.
+TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())
+# Calls per invocation (SALESMANAGO_MAX_RETRIES + 1) and invocations of an async event (retries + 1).
+CLIENT_RETRIES = int(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["SALESMANAGO_MAX_RETRIES"])
+ASYNC_RETRIES = TEMPLATE["Resources"]["SnsConsumerFunction"]["Properties"]["EventInvokeConfig"][
+    "MaximumRetryAttempts"
+]
 # Layer requirements the runtime's interpreter must not provide (the Lambda runtime has only boto3).
 LAYER_ONLY_MODULES = ("pydantic", "aws_lambda_powertools", "requests", "email_validator")
 
@@ -109,7 +113,7 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT_S) -> An
         if value:
             return value
         time.sleep(0.5)
-    raise TimeoutError(f"no {what} after {timeout:.0f} s (last: {last!r})")
+    raise TimeoutError(f"waited {timeout:.0f} s for {what} (last: {last!r})")
 
 
 # ---------------------------------------------------------------- processes and ports
@@ -270,8 +274,7 @@ def adapt_event_source_mappings(emulator: Emulator, stack: Stack) -> None:
 def adapt_gateway_responses(emulator: Emulator, stack: Stack) -> int:
     """Gap: the emulator imports the API's OpenAPI body but drops x-amazon-apigateway-gateway-responses
     (the template's GatewayResponses). Put each one through the API Gateway API, then redeploy the stage."""
-    template = yaml_parse((ROOT / "template.yaml").read_text())
-    responses = template["Resources"]["BridgeApi"]["Properties"]["GatewayResponses"]
+    responses = TEMPLATE["Resources"]["BridgeApi"]["Properties"]["GatewayResponses"]
     apigateway = emulator.client("apigateway")
     api_id = stack.outputs["RestApiId"]
     for response_type, response in responses.items():
