@@ -865,6 +865,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     without = set(args.without)
+    # Stopped from outside (a CI timeout, Ctrl-C, a background job's kill): still clean up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     table = Table()
     run_id = uuid.uuid4().hex[:8]
