@@ -829,9 +829,17 @@ def runtime_has_no_layer_packages() -> str:
     return f"{len(LAYER_ONLY_MODULES)} layer packages not importable without the layer"
 
 
-def left_behind(emulator: Emulator, workdir: Path) -> str:
+def emulator_leftovers() -> set[str]:
+    """ministack-* entries in the system's temporary directory (the emulator's default place)."""
+    return {path.name for path in Path(tempfile.gettempdir()).glob("ministack-*")}
+
+
+def left_behind(emulator: Emulator, workdir: Path, leftovers_before: set[str]) -> str:
     """The emulator's process group (it and every function worker) is gone, and so is the run's directory
-    (the function sandboxes, ministack-lambda-*, were made in it: TMPDIR)."""
+    (the function sandboxes, ministack-lambda-*, were made in it: TMPDIR); none were made elsewhere."""
+    new = emulator_leftovers() - leftovers_before
+    if new:
+        raise AssertionError(f"the emulator left {sorted(new)} in {tempfile.gettempdir()}")
     if emulator.process is not None:
         try:
             os.killpg(emulator.process.pid, 0)
@@ -872,6 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     table = Table()
     run_id = uuid.uuid4().hex[:8]
     table.check("runtime: layer packages only from the layer", runtime_has_no_layer_packages)
+    leftovers_before = emulator_leftovers()
     with run_directory() as workdir:
         emulator = Emulator(workdir)
         groups = sample_groups()
@@ -914,7 +923,10 @@ def main(argv: list[str] | None = None) -> int:
             sandbox.stop()
             if not table.passed and emulator.log.exists():
                 print(f"\nlast lines of the emulator's log:\n{emulator.log.read_text()[-4000:]}")
-    table.check("cleanup: no process, no temporary directory left", lambda: left_behind(emulator, workdir))
+    table.check(
+        "cleanup: no process, no temporary directory left",
+        lambda: left_behind(emulator, workdir, leftovers_before),
+    )
     table.print(time.monotonic() - started)
     return 0 if table.passed else 1
 
