@@ -11,7 +11,7 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_CLI_VERSION ?= 1.170.0
 
 .DEFAULT_GOAL := help
-.PHONY: help dev lint format test unit integration template-tests reliability demo sandbox invoke build validate bench clean
+.PHONY: help dev lint format test unit integration template-tests reliability conformance demo sandbox invoke build validate bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ template-tests: $(STAMP) ## tests on the SAM template
 
 reliability: $(STAMP) ## failure-semantics tests
 	$(BIN)/pytest -q tests/reliability
+
+conformance: $(STAMP) ## our requests and the sandbox's replies against SALESmanago's own samples
+	$(BIN)/pytest -q tests/conformance
 
 demo: $(STAMP) ## run every sample event through its handler against the sandbox
 	$(BIN)/python -m local.demo

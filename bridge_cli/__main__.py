@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge_cli import dlq, groups, runner, send, validate
+from bridge_cli import catalogs, dlq, groups, runner, send, validate
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_USAGE, CliError, explain_aws_error
 
 DEBUG_ENV = "BRIDGE_DEBUG"
@@ -25,6 +25,7 @@ examples:
   bridge dlq summary --stack salesmanago-bridge-prod
   bridge dlq redrive --stack salesmanago-bridge-prod --error-type auth --dry-run
   bridge groups check shop-pl --stage prod
+  bridge catalogs list --group shop-pl --stage prod
 
 `bridge COMMAND --help` describes each command. Every command takes --stage, --region and
 --profile. Exit codes: 0 ok, 1 some items failed (a file lists them), 2 usage error.
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_parser(commands)
     dlq.add_parser(commands)
     groups.add_parser(commands)
+    catalogs.add_parser(commands)
     runner.add_parsers(commands)
     return parser
 

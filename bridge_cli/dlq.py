@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge_cli.aws import AwsContext, add_aws_options, add_stack_option
 from bridge_cli.dead_letters import DeadLetter, parse_message
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, explain_aws_error
+from bridge_cli.parsers import show_help, subcommand
 from bridge_cli.progress import Progress
 from bridge_cli.publishers import Deliverer, Entry, batches, make_publisher
 from bridge_cli.targets import TargetKind, dead_letter_queues, resolve_target
@@ -71,7 +72,7 @@ def add_parser(subparsers: Any) -> None:
         epilog="example:\n  bridge dlq summary --stack salesmanago-bridge-prod\n",
     )
     commands = parser.add_subparsers(dest="dlq_command", metavar="{summary,show,redrive}")
-    parser.set_defaults(handler=lambda args: _help(parser))
+    parser.set_defaults(handler=lambda args: show_help(parser))
     summary = _subparser(
         commands, "summary", "counts by queue, error type, action, group and day", SUMMARY_EXAMPLES
     )
@@ -98,19 +99,8 @@ def add_parser(subparsers: Any) -> None:
     redrive.set_defaults(handler=run_redrive)
 
 
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def _subparser(commands: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
-        name,
-        help=summary,
-        description=f"bridge dlq {name}: {summary}.",
-        epilog=examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = subcommand(commands, "dlq", name, summary, examples)
     where = parser.add_argument_group("queues")
     add_stack_option(where)
     where.add_argument(

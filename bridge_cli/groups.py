@@ -20,6 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bridge_cli.aws import AwsContext, add_aws_options
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, error_code, explain_aws_error
 from bridge_cli.key_index import Drift, drift, sync_index
+from bridge_cli.parsers import show_help, subcommand
+from salesmanago_bridge.catalogs import CatalogList, list_catalogs
 from salesmanago_bridge.commands import GROUP_KEY_PATTERN
 from salesmanago_bridge.errors import BridgeError, GroupConfigError
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig, parse_group_config
@@ -66,7 +68,7 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  bridge groups list --stage prod\n",
     )
-    parser.set_defaults(handler=lambda args: _help(parser))
+    parser.set_defaults(handler=lambda args: show_help(parser))
     commands = parser.add_subparsers(dest="groups_command", metavar="{put,delete,list,show,check}")
     put = _subparser(commands, "put", "validate a config file and store it as a SecureString", PUT_EXAMPLES)
     put.add_argument("group", help="the group_key")
@@ -90,19 +92,8 @@ def add_parser(subparsers: Any) -> None:
     check.set_defaults(handler=run_check)
 
 
-def _help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
 def _subparser(commands: Any, name: str, summary: str, examples: str) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
-        name,
-        help=summary,
-        description=f"bridge groups {name}: {summary}.",
-        epilog=examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = subcommand(commands, "groups", name, summary, examples)
     add_aws_options(parser)
     return parser
 
@@ -357,34 +348,33 @@ def run_check(args: argparse.Namespace) -> int:
         failed = True
         line("API v2", config.endpoint, "FAILED", f"[{exc.error_type}] {exc.describe()}")
 
-    catalogs: list[dict[str, Any]] | None = None
+    listed: CatalogList | None = None
     if config.products_api_key is None:
         line(
             "API v3", config.products_endpoint, "skipped", "no products_api_key: products.upsert cannot work"
         )
     else:
         try:
-            reply, _ = client.call_v3(config, "GET", "product/catalogList", action=CHECK_ACTION)
-            catalogs = [c for c in reply.get("catalogs") or [] if isinstance(c, dict)]
-            line("API v3", config.products_endpoint, "ok", f"API key accepted, {len(catalogs)} catalog(s)")
+            listed = list_catalogs(client, config)
+            count = len(listed.catalogs)
+            line("API v3", config.products_endpoint, "ok", f"API key accepted, {count} catalog(s)")
         except BridgeError as exc:
             failed = True
             line("API v3", config.products_endpoint, "FAILED", f"[{exc.error_type}] {exc.describe()}")
 
     if not config.catalog_id:
         line("catalog", "-", "skipped", "no catalog_id: products.upsert cannot work")
-    elif catalogs is None:
+    elif listed is None:
         line("catalog", config.catalog_id, "skipped", "not checked: API v3 did not answer")
     else:
-        found = next((c for c in catalogs if str(c.get("catalogId")) == config.catalog_id), None)
+        found = listed.find(config.catalog_id)
         if found is None:
             failed = True
-            known = ", ".join(str(c.get("catalogId")) for c in catalogs) or "none"
+            known = ", ".join(c.catalog_id for c in listed.catalogs) or "none"
             line("catalog", config.catalog_id, "FAILED", f"not among the account's catalogs ({known})")
         else:
-            location = found.get("location")
-            detail = f"found: {found.get('name')} (location {location})"
-            if config.location and location and config.location != location:
+            detail = f"found: {found.name} (location {found.location})"
+            if config.location and found.location and config.location != found.location:
                 detail += (
                     f"; note: the group's event location '{config.location}' differs, events will not link"
                 )

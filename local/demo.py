@@ -83,6 +83,10 @@ def describe_request(request: Any) -> str:
             fields.append("property names=" + ",".join(sorted(body["properties"])))
     elif path.endswith("contact/batchupsert"):
         fields.append(f"contacts={len(body.get('upsertDetails', []))}")
+    elif path.endswith(("contact/list", "contact/listById")):
+        wanted = body.get("email") or body.get("contactId") or []
+        shown = [mask_email(w) for w in wanted] if "email" in body else wanted
+        fields.append(f"{'email' if 'email' in body else 'contactId'}={','.join(shown)}")
     elif path.endswith("contact/delete"):
         fields += [f"email={mask_email(body.get('email'))}", f"permanently={body.get('permanently')}"]
     elif "ExtEvent" in path:
@@ -106,7 +110,7 @@ def describe_request(request: Any) -> str:
         ]
         fields += [
             f"{p.get('productId')}: quantity={p.get('quantity')} available={p.get('available')} "
-            f"customDetails={p.get('customDetails', {})}"
+            f"customDetails={p.get('customDetails', {})} setAsNull={p.get('setAsNull')}"
             for p in products
         ]
     if "sha" in body:

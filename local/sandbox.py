@@ -86,7 +86,7 @@ _UPSERT_KEYS = frozenset(
 _EVENT_TEXT_LIMITS = {
     "description": 2048,
     "products": 512,
-    "location": 36,
+    "location": 255,  # SALESmanago's library trims here; any text (salesmanago-api.md §3)
     "externalId": 255,
     "shopDomain": 255,
     **{f"detail{n}": 255 for n in range(1, 21)},
@@ -110,15 +110,20 @@ _PRODUCT_KEYS = frozenset(
     | {"categories", "imageUrls", "quantity", "customDetails", "systemDetails", "setAsNull"}
 )
 _CUSTOM_DETAIL_KEYS = frozenset(f"detail{n}" for n in range(1, 6))
+_TEXT_LIMIT = 255  # brand, each category, each custom detail (the official library's limits)
+# What the official library clears with setAsNull (ProductEntity::buildSetAsNull); nothing else is
+# accepted here (L: whether SALESmanago takes other names is unknown).
+_SET_AS_NULL_NAMES = frozenset({"discountPrice", *_CUSTOM_DETAIL_KEYS})
 _SYSTEM_TEXT_KEYS = ("brand", "manufacturer", "season", "color")
 _SYSTEM_BOOL_KEYS = ("bestseller", "newProduct")
 _SYSTEM_DETAIL_KEYS = frozenset({*_SYSTEM_TEXT_KEYS, *_SYSTEM_BOOL_KEYS, "popularity", "gender"})
 _GENDERS = frozenset({-1, 0, 1, 2, 4})
-_CATALOG_KEYS = frozenset({"catalogId", "name", "currency", "location", "setAsDefault"})
+# The official library sends `catalogName`; salesmanago-api.md says `name`: both are taken (L).
+_CATALOG_KEYS = frozenset({"catalogId", "catalogName", "name", "currency", "location", "setAsDefault"})
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HTTP_STATUS_CODES = frozenset(status.value for status in HTTPStatus)
-_LOCATION_RE = re.compile(r"^[a-z0-9/_.-]*$")
+_CATALOG_LOCATION_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{2,254}$")  # the official plugin's rule
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 _BIRTHDAY_RE = re.compile(r"^\d{8}$")
 
@@ -401,8 +406,6 @@ def _check_event(event: Any, where: str) -> None:
             _refuse(f"Invalid type of {where}.{key}: a string expected")
         if len(value) > limit:
             _refuse(f"Value of {where}.{key} is too long: {len(value)} > {limit}")
-    if not _LOCATION_RE.match(event.get("location") or ""):
-        _refuse(f"Invalid value of {where}.location: only a-z 0-9 / _ - . allowed")
     value = event.get("value")
     if value is not None:
         if not _is_number(value):
@@ -457,6 +460,10 @@ def _product_problems(product: Any, where: str) -> list[dict[str, Any]]:
             add(REASON_TYPE, "categories", "A list of strings expected")
         elif len(categories) > MAX_CATEGORIES:
             add(REASON_TOO_LONG, "categories", f"At most {MAX_CATEGORIES} categories")
+        else:
+            for n, category in enumerate(categories):
+                if len(category) > _TEXT_LIMIT:
+                    add(REASON_TOO_LONG, f"categories[{n}]", f"Too long: {len(category)} > {_TEXT_LIMIT}")
     images = product.get("imageUrls")
     if images is not None:
         if not isinstance(images, list):
@@ -475,7 +482,7 @@ def _product_problems(product: Any, where: str) -> list[dict[str, Any]]:
             for name in set_as_null:
                 if name in _PRODUCT_REQUIRED:
                     add(REASON_NULL, "setAsNull", f"Required field {name} cannot be set to null")
-                elif name not in _PRODUCT_KEYS - {"setAsNull"}:
+                elif name not in _SET_AS_NULL_NAMES:
                     add(REASON_TYPE, "setAsNull", f"Unknown field {name}")
     return problems
 
@@ -508,6 +515,8 @@ def _details_problems(product: dict[str, Any], where: str) -> list[dict[str, Any
                     add(f"customDetails.{key}", "Unknown field; detail1..detail5 allowed")
                 elif value is not None and not isinstance(value, str):
                     add(f"customDetails.{key}", "A string expected")
+                elif value is not None and len(value) > _TEXT_LIMIT:
+                    problems.append(_too_long(where, f"customDetails.{key}", len(value)))
     system = product.get("systemDetails")
     if system is None:
         return problems
@@ -522,6 +531,8 @@ def _details_problems(product: dict[str, Any], where: str) -> list[dict[str, Any
             continue
         elif key in _SYSTEM_TEXT_KEYS and not isinstance(value, str):
             add(name, "A string expected")
+        elif key == "brand" and len(value) > _TEXT_LIMIT:
+            problems.append(_too_long(where, name, len(value)))
         elif key in _SYSTEM_BOOL_KEYS and not isinstance(value, bool):
             add(name, "A boolean expected")
         elif key == "popularity" and not _is_int(value):
@@ -529,6 +540,10 @@ def _details_problems(product: dict[str, Any], where: str) -> list[dict[str, Any
         elif key == "gender" and not (_is_int(value) and value in _GENDERS):
             add(name, f"One of {sorted(_GENDERS)} expected")
     return problems
+
+
+def _too_long(where: str, key: str, length: int) -> dict[str, Any]:
+    return {"reasonCode": REASON_TOO_LONG, "message": f"{where}.{key}|Too long: {length} > {_TEXT_LIMIT}"}
 
 
 def _merge_accounts(accounts: Iterable[Account]) -> dict[str, Account]:
@@ -567,6 +582,7 @@ def _new_contact(email: str, client_id: str, now: int) -> dict[str, Any]:
         "state": None,
         "address": {},
         "tags": [],
+        "tagCreatedOn": {},  # tag -> when it was first added (contactTags' createdOn)
         "properties": {},
         "birthday": None,
         "province": None,
@@ -1011,6 +1027,7 @@ class Sandbox:
         for tag in item.get("tags") or []:
             if tag.lower() not in known_tags:
                 stored["tags"].append(tag)
+                stored["tagCreatedOn"][tag] = now
                 known_tags.add(tag.lower())
         removed = {t.lower() for t in item.get("removeTags") or []}
         stored["tags"] = [t for t in stored["tags"] if t.lower() not in removed]
@@ -1082,7 +1099,17 @@ class Sandbox:
     def _full_view(self, contact: dict[str, Any]) -> dict[str, Any]:
         return {
             **_basic_view(contact, "id"),
-            "tags": [{"tag": tag} for tag in contact["tags"]],
+            # As a real contact/list reply carries tags (salesmanago-api.md §2): no `tags` key.
+            "contactTags": [
+                {
+                    "tag": tag,
+                    "tagName": tag,
+                    "score": 1,
+                    "createdOn": contact["tagCreatedOn"].get(tag, contact["createdOn"]),
+                    "tagWithScore": f"{tag} (1)",
+                }
+                for tag in contact["tags"]
+            ],
             "properties": [{"name": k, "value": v} for k, v in contact["properties"].items()],
             "contactExtEvents": [
                 {"id": e["eventId"], "eventId": e["eventId"], **copy.deepcopy(e["contactEvent"])}
@@ -1229,7 +1256,10 @@ class Sandbox:
             else:
                 merged[key] = copy.deepcopy(value)
         for key in product.get("setAsNull") or []:
-            merged.pop(key, None)
+            if key in _CUSTOM_DETAIL_KEYS:
+                merged.get("customDetails", {}).pop(key, None)
+            else:
+                merged.pop(key, None)
         store[product["productId"]] = merged
 
     def _v3_catalog_list(self, state: _AccountState, _body: Any) -> _Reply:
@@ -1249,7 +1279,8 @@ class Sandbox:
                 [{"reasonCode": REASON_UNKNOWN_ID, "message": "catalogId|Catalog not found"}]
             )
         creating = catalog_id is None
-        name, currency, location = body.get("name"), body.get("currency"), body.get("location")
+        name = body.get("catalogName", body.get("name"))
+        currency, location = body.get("currency"), body.get("location")
         if creating and name is None:
             problems.append({"reasonCode": REASON_MISSING, "message": "name|Field is required"})
         elif name is not None and (not isinstance(name, str) or len(name) > 255):
@@ -1258,10 +1289,10 @@ class Sandbox:
             problems.append({"reasonCode": REASON_MISSING, "message": "currency|Field is required"})
         elif currency is not None and not (isinstance(currency, str) and _CURRENCY_RE.match(currency)):
             problems.append({"reasonCode": REASON_PATTERN, "message": "currency|An ISO 4217 code expected"})
-        if location is not None and not (
-            isinstance(location, str) and len(location) <= 36 and _LOCATION_RE.match(location)
-        ):
-            problems.append({"reasonCode": REASON_PATTERN, "message": "location|a-z 0-9 /_-. only, <= 36"})
+        if location is not None and not (isinstance(location, str) and _CATALOG_LOCATION_RE.match(location)):
+            problems.append(
+                {"reasonCode": REASON_PATTERN, "message": "location|^[a-zA-Z_][a-zA-Z0-9_]{2,254}$ expected"}
+            )
         if body.get("setAsDefault") is not None and not isinstance(body["setAsDefault"], bool):
             problems.append({"reasonCode": REASON_TYPE, "message": "setAsDefault|A boolean expected"})
         if creating and len(state.catalogs) >= MAX_CATALOGS:

@@ -20,6 +20,8 @@ COMMANDS = [
     ["groups", "list"],
     ["groups", "show"],
     ["groups", "check"],
+    ["catalogs", "list"],
+    ["catalogs", "create"],
     ["invoke"],
     ["demo"],
 ]

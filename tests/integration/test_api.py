@@ -191,6 +191,29 @@ def test_api_post_events_creates_one_event(call: Call, sandbox: Sandbox):
     assert stored["contactEvent"]["detail5"] == "web"  # the group's field map
     assert stored["contactEvent"]["location"] == "demo_shop"  # the group's default location
 
+    assert reply.body["warnings"] == []
+
+
+def test_api_post_events_other_location_sent_with_a_warning(call: Call, sandbox: Sandbox):
+    # When an event names a location other than the group's catalog (demo_shop)
+    reply = call("POST", "/events", event_body(location="Outlet_2"))
+    # Then it reaches SALESmanago as given, and the reply says it will not link to the catalog
+    [stored] = sandbox.events("buyer@customer.example.com")
+    assert reply.status == 200
+    assert stored["contactEvent"]["location"] == "Outlet_2"
+    assert [w.split(":")[0] for w in reply.body["warnings"]] == ["location_mismatch"]
+
+
+def test_api_post_products_trimmed_values_listed_as_warnings(call: Call, sandbox: Sandbox):
+    # Given a brand our contract accepts but SALESmanago keeps only 255 characters of
+    product = {**PRODUCT_BASE, "id": "SKU-1", "brand": "b" * 300}
+    # When
+    reply = call("POST", "/products", {"group_key": "demo-shop", "data": [product]})
+    # Then
+    assert reply.status == 200
+    assert reply.body["warnings"] == ["trimmed: data[0].brand cut to 255 characters (SALESmanago's limit)"]
+    assert sandbox.products()["SKU-1"]["systemDetails"]["brand"] == "b" * 255
+
 
 def test_api_post_products_upserts_and_lists_ignored_fields(call: Call, sandbox: Sandbox):
     # Given one product with a mapped field (ean → detail4) and one nothing takes

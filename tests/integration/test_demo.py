@@ -67,3 +67,13 @@ def test_demo_logs_and_errors_hold_no_secret_and_no_email(demo):
     assert leaked == []
     assert demo.logs.count("\n") > 10  # the handlers did log, with e-mails pseudonymized
     assert "command dead-lettered" in demo.logs
+
+
+def test_demo_shows_set_as_null_of_a_product_upsert_and_tags_of_a_contact_read(demo):
+    # Then a product without a special price and details clears them, as SALESmanago's library does
+    upserts = [line for line in demo.lines if "POST /v3/product/upsert" in line and "SKU-200:" in line]
+    assert upserts
+    assert "setAsNull=['discountPrice', 'detail1', 'detail2', 'detail3', 'detail4', 'detail5']" in upserts[0]
+    # and a contact read answers the tags SALESmanago keeps as contactTags
+    position = next(n for n, line in enumerate(demo.lines) if "POST /api/contact/list " in line)
+    assert '"tags": ["NEWSLETTER", "API"]' in demo.lines[position + 1]

@@ -248,6 +248,7 @@ def test_api_refused_by_aws_answers_503_and_logs_the_refused_call(
         message = f"User: arn:aws:sts::{name} is not authorized to perform: ssm:GetParameter"
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": message}}, "GetParameter")
 
+    monkeypatch.delenv("SALESMANAGO_GROUPS_FILE", raising=False)
     for key, value in deployed.environment("ApiFunction").items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(parameters.SSMProvider, "_get", refuse)

@@ -218,6 +218,8 @@ def test_wire_event_create_every_field(sandbox: Sandbox, dispatcher: Dispatcher)
     }
     assert result["eventId"]
     assert len(sandbox.events(email="wire.event@customer.example.com")) == 1
+    # sent anyway, and said why it will not link to the group's catalog (demo_shop)
+    assert [w.split(":")[0] for w in result["warnings"]] == ["location_mismatch"]
 
 
 def test_wire_event_date_defaults_to_sent_time_and_location_to_group(
@@ -295,6 +297,7 @@ def test_wire_products_upsert_every_field(sandbox: Sandbox, dispatcher: Dispatch
                     "detail5": "p5",
                 },
                 "systemDetails": {"brand": "Nordlys", "gender": 4, "color": "navy", "season": "winter"},
+                "setAsNull": [],
             }
         ],
     }
@@ -332,3 +335,21 @@ def test_wire_products_over_100_split_into_requests(sandbox: Sandbox, dispatcher
     assert sorted(sizes) == [30, 100, 100]  # the chunks go out in parallel
     assert len(result["productIds"]) == 230
     assert len(sandbox.products()) == 230
+
+
+def test_wire_event_location_mismatch_counted_in_its_metric(
+    sandbox: Sandbox, dispatcher: Dispatcher, capsys: pytest.CaptureFixture[str]
+):
+    # Given an event whose location no catalog can have
+    envelope = {
+        "action": "event.create",
+        "group_key": "demo-shop",
+        "data": {"email": "m@customer.example.com", "contactExtEventType": "VISIT", "location": "shop-1.pl"},
+    }
+    # When
+    result = run(dispatcher, envelope)
+    # Then it was sent as given, and counted in LocationMismatches (EMF, dimension action)
+    assert sandbox.requests[-1].body["contactEvent"]["location"] == "shop-1.pl"
+    assert result["warnings"][0].startswith("location_mismatch:")
+    emf = [line for line in capsys.readouterr().out.splitlines() if '"LocationMismatches"' in line]
+    assert len(emf) == 1 and '"action":"event.create"' in emf[0] and '"LocationMismatches":[1.0]' in emf[0]

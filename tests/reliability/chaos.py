@@ -135,6 +135,9 @@ TRANSIENT_ERROR_CLASSES = frozenset(
         "OutcomeUnknownError",
         "DeadLetterUnavailableError",
         "DeadlineError",
+        "HeldForOrderError",
+        "EventInFlightError",
+        "RequestInProgressError",
         "InternalError",
     }
 )

@@ -265,7 +265,7 @@ def test_chaos_persistent_failure_is_parked_with_reason_per_source(chaos_run: Ch
             assert letter.where == "on_failure"
             assert letter.error_type == "UnavailableError"
     if source == "fifo":  # the later command of the group waited behind the failing one
-        assert [played.letters(c)[0].error_type for c in commands] == ["unavailable", "deadline"]
+        assert [played.letters(c)[0].error_type for c in commands] == ["unavailable", "held_for_order"]
     elif source == "sqs":
         assert played.letters(commands[0])[0].error_type == "unavailable"
 

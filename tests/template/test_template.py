@@ -324,6 +324,7 @@ def test_dashboard_is_valid_json_and_shows_our_metrics(cfn: dict[str, Any]) -> N
         "CommandsDeadLettered",
         "SalesmanagoLatency",
         "SalesmanagoRequests",
+        "LocationMismatches",
         "ApproximateNumberOfMessagesVisible",
         "ApproximateAgeOfOldestMessage",
         "Duration",

@@ -17,10 +17,13 @@ from salesmanago_bridge.errors import (
     BridgeError,
     DeadlineError,
     ErrorType,
+    EventInFlightError,
     FieldProblem,
     GroupConfigError,
+    HeldForOrderError,
     InternalError,
     OutcomeUnknownError,
+    RequestInProgressError,
     SalesmanagoRejectedError,
     ThrottledError,
     UnavailableError,
@@ -40,7 +43,8 @@ def body_of(response: Any) -> dict[str, Any]:
 def test_api_every_error_type_has_a_status(error_type: ErrorType):
     status = api.STATUS_BY_ERROR_TYPE[error_type]
     # Only our own faults are 500: nothing a caller sends can cause one
-    assert (status == 500) == (error_type in {ErrorType.INTERNAL, ErrorType.INVALID_GROUP_CONFIG})
+    ours = {ErrorType.INTERNAL, ErrorType.INVALID_GROUP_CONFIG, ErrorType.INVALID_SETTINGS}
+    assert (status == 500) == (error_type in ours)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +60,9 @@ def test_api_every_error_type_has_a_status(error_type: ErrorType):
         (UnavailableError("down"), 503, "unavailable"),
         (OutcomeUnknownError("no reply"), 503, "outcome_unknown"),
         (DeadlineError("late"), 503, "deadline"),
+        (HeldForOrderError("held"), 503, "held_for_order"),
+        (EventInFlightError("busy"), 503, "event_in_flight"),
+        (RequestInProgressError("busy"), 503, "request_in_progress"),
         (api.ForbiddenError("no"), 403, "forbidden"),
         (api.ContactNotFoundError("no contact found"), 404, "not_found"),
         (api.PayloadTooLargeError("big"), 413, "payload_too_large"),
@@ -87,6 +94,7 @@ def test_api_error_response_keeps_details_and_never_the_group_prefix():
         (UnavailableError("u", retry_after_s=0.1), "1"),
         (UnavailableError("u"), str(api.DEFAULT_RETRY_AFTER_S)),
         (DeadlineError("d"), str(api.DEFAULT_RETRY_AFTER_S)),
+        (RequestInProgressError("r"), str(api.DEFAULT_RETRY_AFTER_S)),
     ],
 )
 def test_api_503_always_says_when_to_retry(error: BridgeError, retry_after: str):

@@ -698,8 +698,9 @@ def test_event_create_products_list_of_non_ids_rejected() -> None:
     assert_hidden(error)
 
 
-@pytest.mark.parametrize("location", ["shop_pl", "a", "eu/shop-1.pl_x", "l" * 36])
-def test_event_create_location_matching_pattern_accepted(location: str) -> None:
+# SALESmanago's own library only trims an event's location at 255 (salesmanago-api.md §3, corrected).
+@pytest.mark.parametrize("location", ["shop_pl", "MyShop", "shop-1.pl", "Shop PL", "l" * 255])
+def test_event_create_location_up_to_255_accepted(location: str) -> None:
     # Given / When
     command = to_command("event.create", with_fields("event.create", location=location))
 
@@ -707,18 +708,47 @@ def test_event_create_location_matching_pattern_accepted(location: str) -> None:
     assert command.data.location == location
 
 
-@pytest.mark.parametrize(
-    "location",
-    ["Shop_PL", "shop pl", "shop@pl", "sklep-ł", "l" * 37],
-    ids=["upper", "space", "at", "accent", "37"],
-)
-def test_event_create_location_breaking_pattern_rejected(location: str) -> None:
+def test_event_create_location_over_255_rejected() -> None:
     # Given / When
-    error = rejected("event.create", with_fields("event.create", location=location))
+    error = rejected("event.create", with_fields("event.create", location="l" * 256))
 
-    # Then the problem shows the allowed pattern
-    assert "a-z0-9" in problem_for(error, "data.location")
-    assert_hidden(error, location)
+    # Then
+    assert "255" in problem_for(error, "data.location")
+
+
+@pytest.mark.parametrize(
+    ("location", "group_location"),
+    [("outlet", "demo_shop"), ("shop-1.pl", None), ("shop-1.pl", "demo_shop")],
+    ids=["differs", "no-catalog-can-have-it", "both"],
+)
+def test_event_create_location_mismatch_is_a_warning_not_an_error(
+    location: str, group_location: str | None
+) -> None:
+    # Given an event whose location cannot link it to the group's catalog
+    data = with_fields("event.create", location=location)
+
+    # When
+    command = to_command("event.create", data, default_location=group_location)
+
+    # Then it is kept, and says why it will not link to the catalog's products
+    assert command.data.location == location
+    assert [w.split(":")[0] for w in command.warnings] == ["location_mismatch"]
+    assert location not in " ".join(command.warnings)
+
+
+@pytest.mark.parametrize(
+    ("location", "group_location"), [(None, "demo_shop"), ("demo_shop", "demo_shop"), ("MyShop", None)]
+)
+def test_event_create_location_matching_catalog_has_no_warning(
+    location: str | None, group_location: str | None
+) -> None:
+    # Given / When
+    command = to_command(
+        "event.create", with_fields("event.create", location=location), default_location=group_location
+    )
+
+    # Then
+    assert command.warnings == ()
 
 
 def test_event_create_location_defaults_to_group_location() -> None:
@@ -1480,3 +1510,18 @@ def test_command_with_a_given_id_equals_the_one_that_derived_it() -> None:
     assert replayed == first and hash(replayed) == hash(first)
     other = CommandEnvelope.parse({**first.normalized(), "id": "producer-7"}).to_command()
     assert other != first
+
+
+@pytest.mark.parametrize("field", ["brand", "sub_category", "detail1", "detail5"])
+def test_products_upsert_value_over_salesmanago_limit_warns_per_trim(field: str) -> None:
+    # Given a second product with a value SALESmanago keeps only 255 characters of
+    data = [
+        base_data("products.upsert")[0],
+        {**base_data("products.upsert")[0], "id": "p2", field: "x" * 300},
+    ]
+
+    # When
+    command = to_command("products.upsert", data)
+
+    # Then one warning names the product and the field, never the value
+    assert command.warnings == (f"trimmed: data[1].{field} cut to 255 characters (SALESmanago's limit)",)

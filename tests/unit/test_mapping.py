@@ -306,6 +306,7 @@ def test_product_item_every_field_in_its_v3_place() -> None:
             "detail5": "d5",
         },
         "systemDetails": {"brand": "B", "gender": 1, "color": "red", "season": "summer"},
+        "setAsNull": [],
     }
 
 
@@ -325,7 +326,59 @@ def test_product_item_required_fields_only() -> None:
         "productUrl": "https://s.example.com/p",
         "mainImageUrl": "https://s.example.com/i",
         "systemDetails": {"brand": "B"},
+        "setAsNull": ["discountPrice", "detail1", "detail2", "detail3", "detail4", "detail5"],
     }
+
+
+# setAsNull as SALESmanago's own library sends it on every product (ProductEntity::jsonSerialize,
+# api-sso-util 3.8): an upsert keeps every field it omits, so an ended promotion must be cleared.
+@pytest.mark.parametrize(
+    ("fields", "cleared"),
+    [
+        ({}, ["discountPrice", "detail1", "detail2", "detail3", "detail4", "detail5"]),
+        ({"special_price": 9.99, "detail2": "x"}, ["detail1", "detail3", "detail4", "detail5"]),
+        ({"special_price": 9.99, **{f"detail{n}": "x" for n in range(1, 6)}}, []),
+    ],
+    ids=["nothing-set", "some-set", "all-set"],
+)
+def test_product_item_set_as_null_names_what_the_official_library_clears(
+    fields: dict[str, Any], cleared: list[str]
+) -> None:
+    # Given / When
+    item = product_item(product(**fields))
+
+    # Then
+    assert item["setAsNull"] == cleared
+
+
+def test_product_item_set_as_null_never_names_a_field_it_sends() -> None:
+    # Given
+    item = product_item(product(special_price=1, detail1="a", detail4="b"))
+
+    # When
+    sent = {*item, *item.get("customDetails", {})}
+
+    # Then
+    assert not sent & set(item["setAsNull"])
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ("brand", lambda item: item["systemDetails"]["brand"]),
+        ("sub_category", lambda item: item["categories"][0]),
+        ("detail3", lambda item: item["customDetails"]["detail3"]),
+    ],
+)
+def test_product_item_values_over_salesmanago_limit_trimmed_to_255(field: str, where: Any) -> None:
+    # Given a value our contract accepts (<= 512) but SALESmanago keeps only 255 of
+    value = "x" * 254 + "yz" + "w" * 200
+
+    # When
+    item = product_item(product(**{field: value}))
+
+    # Then it is cut where SALESmanago's library cuts it
+    assert where(item) == value[:255]
 
 
 @pytest.mark.parametrize(("stock", "available"), [(0, False), (1, True), (250, True)])
@@ -462,6 +515,40 @@ def test_contact_view_from_list_reply() -> None:
     assert view.city == "Kraków"
     assert view.streetAddress is None
     assert view.birthday is None
+
+
+def test_contact_view_tags_from_contact_tags_of_a_real_list_reply() -> None:
+    # Given an item shaped as a real contact/list reply (a public client's fixture,
+    # VFiber/salesmanago-api DetailedContactTest.php): tags under contactTags, no tags key
+    raw = {
+        "id": "2c4a5b8e-0000-4000-8000-000000000003",
+        "email": EMAIL,
+        "address": None,
+        "contactTags": [
+            {
+                "tag": "SPRING",
+                "tagName": "SPRING",
+                "score": 1,
+                "createdOn": MAY_1_2024_10_00_UTC_MS,
+                "tagWithScore": "SPRING (1)",
+            },
+            {
+                "tag": "NEWSLETTER",
+                "tagName": "NEWSLETTER",
+                "score": 2,
+                "createdOn": MAY_1_2024_10_00_UTC_MS - 1,
+                "tagWithScore": "NEWSLETTER (2)",
+            },
+        ],
+        "properties": [],
+        "contactExtEvents": [],
+    }
+
+    # When
+    view = contact_view(raw)
+
+    # Then the tag names, in SALESmanago's order
+    assert view.tags == ["SPRING", "NEWSLETTER"]
 
 
 def test_contact_view_contact_id_preferred_over_id() -> None:

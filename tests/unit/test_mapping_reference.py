@@ -62,8 +62,11 @@ def reference_event(data: EventCreateData) -> dict[str, Any]:
 
 def reference_product(product: ProductData) -> dict[str, Any]:
     fields = dump(product)
+    for name in ("brand", "sub_category", *(f"detail{n}" for n in range(1, 6))):
+        if isinstance(fields.get(name), str):
+            fields[name] = fields[name][:255]  # what SALESmanago keeps
     quantity, available = fields.get("stock_available"), fields.get("available")
-    return compact(
+    item = compact(
         {
             "productId": fields["id"],
             "name": fields["name"],
@@ -84,6 +87,12 @@ def reference_product(product: ProductData) -> dict[str, Any]:
             },
         }
     )
+    # What SALESmanago's own library clears: the discount price and each custom detail not sent.
+    details = item.get("customDetails", {})
+    item["setAsNull"] = ["discountPrice"] * ("discountPrice" not in item) + [
+        f"detail{n}" for n in range(1, 6) if f"detail{n}" not in details
+    ]
+    return item
 
 
 # Values that may come out empty after validation (blank, whitespace only) are drawn on purpose.

@@ -374,7 +374,8 @@ def test_list_includes_tags_properties_and_events(sandbox: Sandbox) -> None:
     assert by_email["contacts"] == by_id["contacts"]
     [found] = by_email["contacts"]
     assert found["id"] == contact_id
-    assert found["tags"] == [{"tag": "VIP"}]
+    assert "tags" not in found  # a real reply has contactTags only
+    assert [(t["tag"], t["tagName"]) for t in found["contactTags"]] == [("VIP", "VIP")]
     assert found["properties"] == [{"name": "size", "value": "M"}]
     [event] = found["contactExtEvents"]
     assert event["contactExtEventType"] == "PURCHASE"
@@ -429,8 +430,8 @@ def test_event_by_contact_id_accepted(sandbox: Sandbox) -> None:
         ({"contactExtEventType": "ORDER"}, "contactExtEventType"),
         ({"description": "d" * 2049}, "description"),
         ({"products": "p" * 513}, "products"),
-        ({"location": "Shop PL"}, "location"),
-        ({"location": "l" * 37}, "location"),
+        ({"location": "l" * 256}, "location"),
+        ({"location": 7}, "location"),
         ({"externalId": "e" * 256}, "externalId"),
         ({"detail20": "d" * 256}, "detail20"),
         ({"detail21": "x"}, "detail21"),
@@ -586,6 +587,54 @@ def test_v3_upsert_merges_and_set_as_null_clears(sandbox: Sandbox) -> None:
     assert stored["quantity"] == 3
 
 
+def test_v3_set_as_null_clears_a_custom_detail(sandbox: Sandbox) -> None:
+    # Given a product with two custom details
+    first = product(customDetails={"detail1": "cotton", "detail2": "EU 42"})
+    post_v3(sandbox, "product/upsert", {"catalogId": CATALOG_ID, "products": [first]})
+    # When the next upsert clears detail2 as the official library names it
+    update = product(customDetails={"detail1": "wool"}, setAsNull=["detail2", "discountPrice"])
+    reply = post_v3(sandbox, "product/upsert", {"catalogId": CATALOG_ID, "products": [update]})
+    # Then
+    assert reply.status_code == 200
+    assert sandbox.products(CATALOG_ID)["p1"]["customDetails"] == {"detail1": "wool"}
+
+
+@pytest.mark.parametrize("name", ["price", "customDetails.detail1", "brand", "detail6"])
+def test_v3_set_as_null_other_names_rejected(sandbox: Sandbox, name: str) -> None:
+    reply = post_v3(
+        sandbox, "product/upsert", {"catalogId": CATALOG_ID, "products": [product(setAsNull=[name])]}
+    )
+    assert reply.status_code == 400
+    assert reply.json()["problems"][0]["message"].startswith("products[0].setAsNull|")
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"systemDetails": {"brand": "b" * 256}}, "systemDetails.brand"),
+        ({"categories": ["ok", "c" * 256]}, "categories[1]"),
+        ({"customDetails": {"detail5": "d" * 256}}, "customDetails.detail5"),
+    ],
+)
+def test_v3_over_255_rejected_reason_11(sandbox: Sandbox, override: dict[str, Any], field: str) -> None:
+    reply = post_v3(sandbox, "product/upsert", {"catalogId": CATALOG_ID, "products": [product(**override)]})
+    assert reply.status_code == 400
+    assert reply.json()["problems"] == [
+        {"reasonCode": 11, "message": f"products[0].{field}|Too long: 256 > 255"}
+    ]
+
+
+@pytest.mark.parametrize("location", ["Shop PL", "shop-1.pl", "MyShop", "l" * 255])
+def test_event_any_location_up_to_255_accepted(sandbox: Sandbox, location: str) -> None:
+    reply = call(
+        sandbox,
+        "v2/contact/addContactExtEvent",
+        email="a@x.example",
+        contactEvent=contact_event(location=location),
+    )
+    assert reply["success"] is True
+
+
 def test_v3_warn_trim_adds_reason_12_with_http_200(sandbox: Sandbox) -> None:
     sandbox.warn_trim = True
     reply = post_v3(sandbox, "product/upsert", {"catalogId": CATALOG_ID, "products": [product()]})
@@ -615,12 +664,24 @@ def test_v3_catalog_list_and_upsert(sandbox: Sandbox) -> None:
     assert listed.json()["limits"] == {"max": 5}
 
 
-def test_v3_catalog_upsert_bad_location_rejected(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("location", ["Shop EU", "shop-1.pl", "eu/shop", "1shop", "ab", "l" * 256])
+def test_v3_catalog_upsert_location_no_catalog_can_have_rejected(sandbox: Sandbox, location: str) -> None:
     reply = post_v3(
-        sandbox, "product/catalogUpsert", {"name": "EU", "currency": "EUR", "location": "Shop EU"}
+        sandbox, "product/catalogUpsert", {"catalogName": "EU", "currency": "EUR", "location": location}
     )
     assert reply.status_code == 400
     assert reply.json()["problems"][0]["reasonCode"] == 18
+
+
+def test_v3_catalog_upsert_as_the_official_library_sends_it(sandbox: Sandbox) -> None:
+    # Given the library's body: catalogName, and a location with upper case (the plugin's pattern)
+    body = {"catalogName": "Main", "currency": "PLN", "location": "MyShop", "setAsDefault": False}
+    # When
+    reply = post_v3(sandbox, "product/catalogUpsert", body)
+    # Then
+    assert reply.status_code == 200
+    [created] = [c for c in sandbox.catalogs() if c["catalogId"] == reply.json()["catalogId"]]
+    assert (created["name"], created["location"]) == ("Main", "MyShop")
 
 
 # ----------------------------------------------------------------------------- routing and bodies

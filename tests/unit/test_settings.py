@@ -258,3 +258,9 @@ def test_settings_frozen() -> None:
     # When / Then
     with pytest.raises(ValueError, match="frozen"):
         settings.stage = "prod"  # type: ignore[misc]
+
+
+def test_settings_error_says_it_is_the_environment_not_a_group() -> None:
+    error = settings_error({"SALESMANAGO_MAX_RETRIES": "many"})
+    assert error.error_type == "invalid_settings"
+    assert not error.retryable

@@ -42,3 +42,9 @@ def test_url_fast_path_takes_only_urls_the_rule_accepts(value: str):
 )
 def test_url_check_agrees_with_the_rule_on_any_text(value: str):
     assert ours(value) == reference(value)
+
+
+def test_url_whose_host_normalizes_to_a_delimiter_is_refused():
+    # Found by Hypothesis: U+2100 (ACCOUNT OF) is "a/c" under NFKC, so urlsplit refuses the host.
+    assert not reference("http://\u2100")
+    assert not ours("http://\u2100")

@@ -56,9 +56,9 @@ from salesmanago_bridge.commands import (
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.errors import (
     BridgeError,
-    DeadlineError,
     ErrorType,
     FieldProblem,
+    RequestInProgressError,
     UnavailableError,
     UnknownGroupError,
     ValidationFailedError,
@@ -100,7 +100,11 @@ STATUS_BY_ERROR_TYPE: dict[ErrorType, HTTPStatus] = {
     ErrorType.OUTCOME_UNKNOWN: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.DEAD_LETTER_FAILED: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.DEADLINE: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.HELD_FOR_ORDER: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.EVENT_IN_FLIGHT: HTTPStatus.SERVICE_UNAVAILABLE,
+    ErrorType.REQUEST_IN_PROGRESS: HTTPStatus.SERVICE_UNAVAILABLE,
     ErrorType.INVALID_GROUP_CONFIG: HTTPStatus.INTERNAL_SERVER_ERROR,
+    ErrorType.INVALID_SETTINGS: HTTPStatus.INTERNAL_SERVER_ERROR,
     ErrorType.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
 }
 GENERIC_500 = "internal error; contact the operator if it persists"
@@ -259,12 +263,18 @@ class ContactDeleted(_Applied):
 
 class EventCreated(_Applied):
     eventId: str | None = Field(None, description="SALESmanago's id of the event")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="sent anyway, but e.g. `location_mismatch`: the location differs from the catalog's",
+    )
 
 
 class ProductsUpserted(_Applied):
     productIds: list[str]
     ignored_fields: list[str] = Field(default_factory=list, description="fields no field map takes")
-    warnings: list[str] = Field(default_factory=list, description="SALESmanago's warnings (data trimmed)")
+    warnings: list[str] = Field(
+        default_factory=list, description="values trimmed to SALESmanago's limits, and SALESmanago's warnings"
+    )
 
 
 class ContactFound(BaseModel):
@@ -606,7 +616,9 @@ def _reply(action: Action, group_key: str, result: dict[str, Any]) -> BaseModel:
             **common, deleted=bool(result.get("deleted")), already_absent=bool(result.get("already_absent"))
         )
     if action is Action.EVENT_CREATE:
-        return EventCreated(**common, eventId=result.get("eventId"))
+        return EventCreated(
+            **common, eventId=result.get("eventId"), warnings=list(result.get("warnings") or [])
+        )
     return ProductsUpserted(
         **common,
         productIds=list(result.get("productIds") or []),
@@ -715,7 +727,7 @@ class RequestGuard:
 
         Raises:
             IdempotencyConflictError: a keyed scope seen before with another body.
-            DeadlineError: the same key is being recorded by a concurrent request.
+            RequestInProgressError: the same key is being recorded by a concurrent request.
             UnavailableError: DynamoDB refused or could not be reached.
         """
         request = {"scope": scope, "body_sha256": body_sha256, "now_ms": now_ms}
@@ -727,7 +739,9 @@ class RequestGuard:
                 details=[FieldProblem(IDEMPOTENCY_KEY_HEADER, "was used before with another body")],
             ) from None
         except IdempotencyAlreadyInProgressError:
-            raise DeadlineError(f"a request with this {IDEMPOTENCY_KEY_HEADER} is in progress") from None
+            raise RequestInProgressError(
+                f"a request with this {IDEMPOTENCY_KEY_HEADER} is in progress"
+            ) from None
         except Exception as exc:
             raise UnavailableError(f"idempotency store unavailable: {type(exc).__name__}") from exc
 

@@ -103,19 +103,3 @@ def _pack_products(works: list[Work], group: GroupConfig, size: int) -> list[Chu
         members = list({id(item.work): item.work for item in part}.values())
         chunks.append(Chunk(Action.PRODUCTS_UPSERT, group, members, part))
     return chunks
-
-
-def lower_bound_requests(works: list[Work], settings: Settings) -> int:
-    """The fewest requests the API allows for these commands (the benchmark's yardstick)."""
-    counts: dict[tuple[str, Action], int] = {}
-    for work in works:
-        key = (work.command.group_key, work.command.action)
-        items = len(work.command.data) if isinstance(work.command.data, tuple) else 1
-        counts[key] = counts.get(key, 0) + items
-    limits = {
-        Action.CONTACT_UPSERT: settings.contact_batch_size,
-        Action.EVENT_CREATE: settings.event_batch_size,
-        Action.PRODUCTS_UPSERT: settings.product_batch_size,
-        Action.CONTACT_DELETE: 1,
-    }
-    return sum(-(-count // limits[action]) for (_, action), count in counts.items())

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
@@ -208,12 +208,6 @@ def build_session(settings: Settings, budget: TimeBudget) -> requests.Session:
 def sign(api_key: str, client_id: str, api_secret: str) -> str:
     """v2 ``sha``: lowercase hex SHA-1 of apiKey + clientId + apiSecret, no separator."""
     return hashlib.sha1((api_key + client_id + api_secret).encode(), usedforsecurity=False).hexdigest()
-
-
-@dataclass(frozen=True)
-class ProductUpsertResult:
-    product_ids: list[str]
-    warnings: list[str] = field(default_factory=list)
 
 
 class SalesmanagoClient:

@@ -60,7 +60,16 @@ EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 ContactState = Literal["CUSTOMER", "PROSPECT", "PARTNER", "OTHER", "UNKNOWN"]
 
 GROUP_KEY_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
-LOCATION_PATTERN = r"^[a-z0-9/_.-]{1,36}$"
+# A product catalog's location, as SALESmanago's official plugin validates it (salesmanago-api.md §3).
+# An event links to a catalog's products only when its own location equals the catalog's.
+LOCATION_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]{2,254}$"
+EVENT_LOCATION_MAX_LENGTH = 255  # SALESmanago's library trims an event's location here
+LOCATION_MISMATCH = "location_mismatch"
+# Our contract accepts more than SALESmanago keeps for these product fields; SALESmanago's own
+# library trims them at 255 (salesmanago-api.md §4), so the mapping does too, and says so.
+SALESMANAGO_TEXT_LIMIT = 255
+TRIMMED_PRODUCT_FIELDS = ("brand", "sub_category", *(f"detail{n}" for n in range(1, 6)))
+TRIMMED_TO = f"{SALESMANAGO_TEXT_LIMIT} characters (SALESmanago's limit)"
 EMAIL_MAX_LENGTH = 254
 # Below this an epoch value is surely seconds, not milliseconds (it would be before March 1973).
 MIN_EPOCH_MS = 100_000_000_000
@@ -150,9 +159,14 @@ _PLAIN_URL = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s\[\]]+(?:[/?#]\S*)?")
 
 
 def _check_url(value: str) -> str:
-    if _PLAIN_URL.fullmatch(value):
+    # Only ASCII takes the fast path: urlsplit refuses hosts whose NFKC form adds a delimiter
+    # (U+2100 becomes "a/c"), which a character class cannot see.
+    if value.isascii() and _PLAIN_URL.fullmatch(value):
         return value
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # its message quotes the host
+        raise ValueError("must be an absolute http(s) URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or _WHITESPACE.search(value):
         raise ValueError("must be an absolute http(s) URL")
     return value
@@ -314,7 +328,7 @@ class EventCreateData(_EventDetails):  # type: ignore[misc, valid-type]
     contactExtEventType: EventType
     description: _text(2048) | None = None  # type: ignore[valid-type]
     products: Annotated[str, BeforeValidator(_join_ids), AfterValidator(_at_most(512))] | None = None
-    location: Annotated[str, StringConstraints(pattern=LOCATION_PATTERN)] | None = None
+    location: _text(EVENT_LOCATION_MAX_LENGTH) | None = None  # type: ignore[valid-type]
     value: EventValue | None = None
     externalId: Text | None = None
     shopDomain: Text | None = None
@@ -440,6 +454,8 @@ class Command:
     data: ContactUpsertData | ContactDeleteData | EventCreateData | tuple[ProductData, ...]
     ignored_fields: tuple[str, ...] = ()
     given_id: str | None = None  # the producer's own id
+    # Sent anyway, but not quite as given: trimmed values, a location no catalog shares.
+    warnings: tuple[str, ...] = ()
 
     @cached_property
     def id(self) -> str:
@@ -534,16 +550,20 @@ class CommandEnvelope(BaseModel):
         action = self.action
         field_map = field_map or {}
         ignored: list[str] = []
+        warnings: tuple[str, ...] = ()
         try:
             if action is Action.PRODUCTS_UPSERT:
                 data: Any = self._products(field_map, ignored)
+                warnings = trim_warnings(data)
             else:
                 data = self._contact_data(action, field_map, sent_at_ms, default_location)
+                if action is Action.EVENT_CREATE:
+                    warnings = location_warnings(data.location, default_location)
         except ValidationError as exc:
             raise ValidationFailedError(
                 f"invalid {action} data", details=problems_from(exc, ("data",)), group_key=self.group_key
             ) from None
-        return Command(action, self.group_key, data, tuple(ignored), self.id)
+        return Command(action, self.group_key, data, tuple(ignored), self.id, warnings)
 
     def _contact_data(
         self, action: Action, field_map: dict[str, str], sent_at_ms: int | None, default_location: str | None
@@ -567,7 +587,8 @@ class CommandEnvelope(BaseModel):
             defaults: dict[str, Any] = {}
             if routed.get("date") is None:  # the time the message was sent, so a redelivery keeps its id
                 defaults["date"] = sent_at_ms or int(datetime.now(UTC).timestamp() * 1000)
-            if default_location and not routed.get("location"):
+            # Only an absent location takes the group's: one of the wrong type is named by validation.
+            if default_location and routed.get("location") in (None, ""):
                 defaults["location"] = default_location
             if defaults:  # a copy: ``routed`` may be the producer's own data
                 routed = {**routed, **defaults}
@@ -597,6 +618,38 @@ class CommandEnvelope(BaseModel):
                 "invalid products.upsert data", details=problems, group_key=self.group_key
             )
         return tuple(products)
+
+
+_CATALOG_LOCATION = re.compile(LOCATION_PATTERN)
+
+
+def location_warnings(location: str | None, catalog_location: str | None) -> tuple[str, ...]:
+    """Why an event's location will not link it to the group's catalog, if it will not.
+
+    SALESmanago accepts any location up to 255 characters, so the event is sent anyway; the warning
+    names no value (a location is producer text).
+    """
+    if location is None:
+        return ()
+    if not _CATALOG_LOCATION.fullmatch(location):
+        problem = "no product catalog can have this location (letters, digits, _; 3-255)"
+    elif catalog_location is not None and location != catalog_location:
+        problem = "differs from the group's catalog location"
+    else:
+        return ()
+    return (f"{LOCATION_MISMATCH}: data.location {problem}; the event is not linked to catalog products",)
+
+
+def trim_warnings(products: tuple[ProductData, ...]) -> tuple[str, ...]:
+    """One warning per product value SALESmanago keeps only the first 255 characters of."""
+    found = []
+    for index, product in enumerate(products):
+        values = product.__dict__  # a validated model's fields: a third of getattr's cost, per product
+        for name in TRIMMED_PRODUCT_FIELDS:
+            value = values[name]
+            if value is not None and len(value) > SALESMANAGO_TEXT_LIMIT:
+                found.append(f"trimmed: data[{index}].{name} cut to {TRIMMED_TO}")
+    return tuple(found)
 
 
 def _derive_id(action: Action, group_key: str, data: Any) -> str:

@@ -21,12 +21,20 @@ from typing import TYPE_CHECKING, Any
 from salesmanago_bridge.batching import Chunk, Work, ordering_keys, plan_chunks, plan_rounds
 from salesmanago_bridge.claims import ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.client import SalesmanagoClient
-from salesmanago_bridge.commands import GROUP_KEY_PATTERN, Action, Command, CommandEnvelope
+from salesmanago_bridge.commands import (
+    GROUP_KEY_PATTERN,
+    LOCATION_MISMATCH,
+    Action,
+    Command,
+    CommandEnvelope,
+)
 from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
 from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
     DeadlineError,
+    EventInFlightError,
+    HeldForOrderError,
     InternalError,
     OutcomeUnknownError,
     TransientError,
@@ -38,6 +46,7 @@ from salesmanago_bridge.observability import (
     COMMANDS_RETRIED,
     DUPLICATES_SUPPRESSED,
     IGNORED_PRODUCT_FIELDS,
+    LOCATION_MISMATCHES,
     OUTCOME_RECONCILED,
     OUTCOME_UNKNOWN,
     logger,
@@ -237,7 +246,7 @@ class Dispatcher:
             ready = []
             for work in round_works:
                 if work.keys & blocked:
-                    results[work.position] = DeadlineError(
+                    results[work.position] = HeldForOrderError(
                         "an earlier command for the same contact must succeed first"
                     )
                 elif self._deadline_near():
@@ -274,7 +283,9 @@ class Dispatcher:
                 metrics.count(DUPLICATES_SUPPRESSED, action=str(Action.EVENT_CREATE))
                 results[work.position] = {**(claim.stored or {}), "duplicate": True}
             elif claim.kind is ClaimKind.BUSY:
-                results[work.position] = DeadlineError("the same event is being sent by another invocation")
+                results[work.position] = EventInFlightError(
+                    "the same event is being sent by another invocation"
+                )
             elif claim.kind is ClaimKind.CONFLICT:
                 results[work.position] = IdempotencyConflictError(
                     "this event id was already used for other content"
@@ -339,9 +350,14 @@ class Dispatcher:
                     failed.update(dict.fromkeys(batch, doubt))
                     continue
                 for contact in reply.get("contacts") or []:
-                    events[str(contact.get("email", "")).lower()] = list(
-                        contact.get("contactExtEvents") or []
-                    )
+                    email = str(contact.get("email", "")).lower()
+                    stored = contact.get("contactExtEvents")
+                    if readable_events(stored):
+                        events[email] = list(stored)
+                    else:  # the item shape is unverified: never read "not found" into a shape we miss
+                        failed[email] = OutcomeUnknownError(
+                            "the contact's events came in a shape the bridge cannot read; not sent again"
+                        )
             for work in members:
                 email = work.command.email or ""
                 metrics.count(OUTCOME_RECONCILED, action=str(Action.EVENT_CREATE))
@@ -398,6 +414,8 @@ class Dispatcher:
 
     def _count_applied(self, command: Command, result: dict[str, Any]) -> None:
         metrics.count(COMMANDS_APPLIED, action=str(command.action))
+        if command.warnings:
+            self._report_warnings(command, result)
         if command.ignored_fields:
             result["ignored_fields"] = list(command.ignored_fields)
             metrics.count(IGNORED_PRODUCT_FIELDS, len(command.ignored_fields), action=str(command.action))
@@ -405,6 +423,19 @@ class Dispatcher:
                 "product fields ignored: no field map takes them",
                 extra={"ignored_fields": command.ignored_fields, "command_id": command.id},
             )
+
+    @staticmethod
+    def _report_warnings(command: Command, result: dict[str, Any]) -> None:
+        """Ours first (trims, location), then SALESmanago's own; each once, whatever the retries."""
+        theirs = [w for w in result.get("warnings") or [] if w not in command.warnings]
+        result["warnings"] = [*command.warnings, *theirs]
+        mismatches = sum(w.startswith(LOCATION_MISMATCH) for w in command.warnings)
+        if mismatches:
+            metrics.count(LOCATION_MISMATCHES, mismatches, action=str(command.action))
+        logger.warning(
+            "command applied with warnings",
+            extra={"warnings": list(command.warnings), "command_id": command.id},
+        )
 
     @staticmethod
     def _count_failure(action: str, error: BridgeError) -> None:
@@ -469,6 +500,17 @@ class Dispatcher:
         counts = Counter(f"{o.action}:{o.status}" for o in outcomes)
         if counts:
             logger.info("invocation done", extra={"outcomes": dict(counts)})
+
+
+def readable_events(stored: Any) -> bool:
+    """Whether a contact's ``contactExtEvents`` has the item shape ``find_event`` reads.
+
+    That shape is not shown by any source we have (docs/salesmanago.md): a missing list, or items
+    without a type and a date, make a lookup inconclusive rather than a proof of absence.
+    """
+    return isinstance(stored, list) and all(
+        isinstance(item, dict) and "contactExtEventType" in item and "date" in item for item in stored
+    )
 
 
 def find_event(events: list[dict[str, Any]], command: Command) -> dict[str, Any] | None:

@@ -8,6 +8,9 @@
     │   ├── OutcomeUnknownError       an event may or may not exist now (outcome_unknown)
     │   ├── DeadLetterUnavailableError the dead-letter queue refused the message (dead_letter_failed)
     │   ├── DeadlineError             not started, the Lambda deadline is near (deadline)
+    │   ├── HeldForOrderError         not started, an earlier command of its contact failed (held_for_order)
+    │   ├── EventInFlightError        the same event is being sent by another invocation (event_in_flight)
+    │   ├── RequestInProgressError    the same Idempotency-Key is being served right now (request_in_progress)
     │   └── InternalError             an unexpected exception in our code (internal)
     └── PermanentError                never retry: dead-letter with the reason
         ├── ValidationFailedError     the payload breaks the contract (validation)
@@ -46,6 +49,10 @@ class ErrorType(StrEnum):
     OUTCOME_UNKNOWN = "outcome_unknown"
     DEAD_LETTER_FAILED = "dead_letter_failed"
     DEADLINE = "deadline"
+    HELD_FOR_ORDER = "held_for_order"
+    EVENT_IN_FLIGHT = "event_in_flight"
+    REQUEST_IN_PROGRESS = "request_in_progress"
+    INVALID_SETTINGS = "invalid_settings"
     INTERNAL = "internal"
 
 
@@ -167,6 +174,24 @@ class DeadlineError(TransientError):
     """Raised for work not started because the Lambda deadline is too close."""
 
     error_type = ErrorType.DEADLINE
+
+
+class HeldForOrderError(TransientError):
+    """Raised for a command held back because an earlier one of the same contact must succeed first."""
+
+    error_type = ErrorType.HELD_FOR_ORDER
+
+
+class EventInFlightError(TransientError):
+    """Raised when another invocation holds the claim on the same event and may still send it."""
+
+    error_type = ErrorType.EVENT_IN_FLIGHT
+
+
+class RequestInProgressError(TransientError):
+    """Raised when a request with the same Idempotency-Key is still being served."""
+
+    error_type = ErrorType.REQUEST_IN_PROGRESS
 
 
 class InternalError(TransientError):

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from salesmanago_bridge.commands import (
+    SALESMANAGO_TEXT_LIMIT,
     ConsentDetail,
     ContactDeleteData,
     ContactUpsertData,
@@ -32,6 +33,11 @@ CONSENT_FIELDS = ("consentName", "consentAccept", "agreementDate", "ip", "optOut
 
 # SALESmanago gets no empty values: None and empty strings are left out (as its own library does).
 EMPTY = (None, "")
+
+
+def _cut(value: str | None) -> str | None:
+    """What SALESmanago keeps of a text it limits to 255 (its own library trims, it does not fail)."""
+    return None if value is None else value[:SALESMANAGO_TEXT_LIMIT]
 
 
 def _number(value: Decimal | None) -> float | None:
@@ -93,7 +99,7 @@ def product_item(product: ProductData) -> dict[str, Any]:
         "name": product.name,
         "description": product.description,
         "mainCategory": product.category,
-        "categories": [product.sub_category] if product.sub_category else None,
+        "categories": [_cut(product.sub_category)] if product.sub_category else None,
         "productUrl": product.url,
         "mainImageUrl": product.image_url,
         "imageUrls": [product.image2_url] if product.image2_url else None,
@@ -104,7 +110,9 @@ def product_item(product: ProductData) -> dict[str, Any]:
         "active": product.active,
     }
     item = {name: value for name, value in item.items() if value not in EMPTY}
-    details = {name: value for name in PRODUCT_DETAILS if (value := getattr(product, name)) not in EMPTY}
+    details = {
+        name: _cut(value) for name in PRODUCT_DETAILS if (value := getattr(product, name)) not in EMPTY
+    }
     if details:
         item["customDetails"] = details
     system = {
@@ -112,8 +120,14 @@ def product_item(product: ProductData) -> dict[str, Any]:
         for source, target in PRODUCT_SYSTEM_DETAILS.items()
         if (value := getattr(product, source)) not in EMPTY
     }
+    if "brand" in system:
+        system["brand"] = _cut(system["brand"])
     if system:
         item["systemDetails"] = system
+    # An upsert keeps what it omits: clear what SALESmanago's own library clears, nothing wider
+    # (a field another integration wrote must survive). Sent even when empty, as the library does.
+    cleared = [] if "discountPrice" in item else ["discountPrice"]
+    item["setAsNull"] = cleared + [name for name in PRODUCT_DETAILS if name not in details]
     return item
 
 
@@ -144,6 +158,17 @@ class ContactView(BaseModel):
     modifiedOn: int | None = None
 
 
+def _tag_names(items: list[Any]) -> list[str]:
+    """Tag names in SALESmanago's order: ``contactTags`` items are ``{tag, tagName, score, ...}``
+    (a real reply); a plain list of names is tolerated too."""
+    names = []
+    for item in items:
+        name = (item.get("tag") or item.get("tagName")) if isinstance(item, dict) else item
+        if name:
+            names.append(str(name))
+    return names
+
+
 def contact_view(raw: dict[str, Any]) -> ContactView:
     """Map a ``contact/basic`` or ``contact/list`` item to a ``ContactView``."""
     address = raw.get("address") or {}
@@ -152,7 +177,7 @@ def contact_view(raw: dict[str, Any]) -> ContactView:
         birthday = (
             f"{int(raw['birthdayYear']):04d}-{int(raw['birthdayMonth']):02d}-{int(raw['birthdayDay']):02d}"
         )
-    tags = [t["tag"] if isinstance(t, dict) else str(t) for t in raw.get("tags") or []]
+    tags = _tag_names(raw.get("contactTags") or raw.get("tags") or [])
     properties_raw = raw.get("properties") or []
     if isinstance(properties_raw, dict):
         properties = {str(k): str(v) for k, v in properties_raw.items()}

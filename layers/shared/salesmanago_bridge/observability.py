@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -26,6 +25,7 @@ SALESMANAGO_REQUESTS = "SalesmanagoRequests"
 SALESMANAGO_LATENCY = "SalesmanagoLatency"
 SALESMANAGO_AUTH_FAILURES = "SalesmanagoAuthFailures"
 IGNORED_PRODUCT_FIELDS = "IgnoredProductFields"
+LOCATION_MISMATCHES = "LocationMismatches"
 # Also emitted with only the `service` dimension, so a plain alarm can watch them across actions.
 SERVICE_WIDE_METRICS = frozenset({COMMANDS_DEAD_LETTERED, SALESMANAGO_AUTH_FAILURES, OUTCOME_UNKNOWN})
 
@@ -106,8 +106,3 @@ class MetricsRecorder:
 
 
 metrics = MetricsRecorder()
-
-
-def log_extra(**fields: Any) -> dict[str, Any]:
-    """Structured fields for a log line, with any e-mail value pseudonymized."""
-    return {key: scrub(value) if isinstance(value, str) else value for key, value in fields.items()}

@@ -138,7 +138,7 @@ def add_events(client: SalesmanagoClient, group: GroupConfig, works: list[Work])
     reply, refused = _send_bulk(client, group, works, "v2/contact/addBatchContactExtEvent", body, add_events)
     if reply is None:
         return refused
-    failed_keys = {str(item).lower() for item in reply.get("failedContacts") or []}
+    failed_keys = failed_contact_keys(reply.get("failedContacts"))
     failed = [w for w in works if (w.command.email or "") in failed_keys]
     created = [w for w in works if w not in failed]
     failed_amount = int(reply.get("failedAmount") or 0)
@@ -153,6 +153,21 @@ def add_events(client: SalesmanagoClient, group: GroupConfig, works: list[Work])
     for work in failed:  # not created: re-send alone, for its own precise answer
         results.update(add_events(client, group, [work]))
     return results
+
+
+def failed_contact_keys(items: Any) -> set[str]:
+    """The lower-cased e-mails ``failedContacts`` names.
+
+    What it holds is not documented (salesmanago-api.md §3, L): e-mails, or objects naming the
+    contact. Both are read; an item naming no e-mail names nothing, and the batch's unattributed
+    failures then make its other events outcome unknown (never re-sent).
+    """
+    keys = set()
+    for item in items if isinstance(items, list) else []:
+        email = item.get("email") if isinstance(item, dict) else item
+        if isinstance(email, str) and email:
+            keys.add(email.lower())
+    return keys
 
 
 # ---- products ------------------------------------------------------------------------------

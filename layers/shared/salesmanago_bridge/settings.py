@@ -17,7 +17,7 @@ from salesmanago_bridge.errors import ErrorType, FieldProblem, PermanentError
 class SettingsError(PermanentError):
     """Raised when an environment variable holds a value the bridge cannot use."""
 
-    error_type = ErrorType.INVALID_GROUP_CONFIG
+    error_type = ErrorType.INVALID_SETTINGS
 
 
 class Settings(BaseModel):
