@@ -125,7 +125,7 @@ $(RUNTIME):
 	touch $@
 
 .PHONY: e2e
-e2e: $(STAMP) $(MINISTACK) $(RUNTIME) ## the built stack on ministack with IAM enforced, every path driven (~5 min)
+e2e: $(STAMP) $(MINISTACK) $(RUNTIME) ## the built stack on ministack with IAM enforced, every path driven (~2 min from cache)
 	$(MAKE) --no-print-directory build ARCH=$(E2E_ARCH)
 	$(BIN)/python -m tests.e2e.run --build-dir $(E2E_BUILD_DIR)
 
