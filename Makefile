@@ -16,11 +16,25 @@ SAM_CLI_VERSION ?= 1.170.0
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+DEV_LOCK := requirements-dev.lock
+LAYER_LOCK := layers/shared/requirements.lock
+# Both locks carry every wheel's hash for each pinned version (any platform), so the layer's lock
+# serves an arm64 and an x86_64 build alike. The dev lock is constrained by the layer's: the
+# tests run on the versions the layer ships (tests/unit/test_dependency_locks.py).
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --universal --custom-compile-command 'make lock' \
+	$(if $(UPGRADE),--upgrade)
+
+# Everything from the hashed lock; the project itself editable, built by the locked setuptools.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+.PHONY: lock
+lock: $(STAMP) ## re-resolve the hashed lock files (layer for Python 3.13, then dev); UPGRADE=1 to move pins
+	$(UV_COMPILE) --python-version 3.13 layers/shared/requirements.txt -o $(LAYER_LOCK)
+	$(UV_COMPILE) --python-version 3.11 --extra dev --constraint $(LAYER_LOCK) pyproject.toml -o $(DEV_LOCK)
 
 dev: $(STAMP) ## create .venv and install the project with its dev extras
 
@@ -128,6 +142,10 @@ $(RUNTIME):
 e2e: $(STAMP) $(MINISTACK) $(RUNTIME) ## the built stack on ministack with IAM enforced, every path driven (~2 min from cache)
 	$(MAKE) --no-print-directory build ARCH=$(E2E_ARCH)
 	$(BIN)/python -m tests.e2e.run --build-dir $(E2E_BUILD_DIR)
+
+.PHONY: keys-demo
+keys-demo: $(STAMP) ## `bridge keys` create, rotate, expire, revoke on moto, and the API's answer to each key
+	$(BIN)/python -m local.keys_demo
 
 .PHONY: chaos fuzz
 chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 [SEED=7]

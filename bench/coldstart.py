@@ -2,8 +2,8 @@
 
     python -m bench.coldstart [--samples 7]
 
-The layer is mimicked as ``sam build`` makes it: ``pip install --target`` of
-``layers/shared/requirements.txt`` plus the package, without bytecode; boto3 (the runtime's) sits
+The layer is mimicked as ``sam build`` makes it: ``pip install --require-hashes --target`` of
+``layers/shared/requirements.lock`` plus the package, without bytecode; boto3 (the runtime's) sits
 in its own directory after the layer on the path. Both are compared with the reference import
 (``bench/reference_imports.py``) under the same conditions, samples interleaved so drift cancels
 out. Variants: nothing compiled (the target), the layer compiled with
@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 TMP = BENCH / ".tmp" / "coldstart"
-REQUIREMENTS = ROOT / "layers" / "shared" / "requirements.txt"
+REQUIREMENTS = ROOT / "layers" / "shared" / "requirements.lock"
 PACKAGE = ROOT / "layers" / "shared" / "salesmanago_bridge"
 SAMPLES = 9
 PIP_INSTALL = ("-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore")
@@ -152,7 +152,7 @@ def prepare(python: str, progress: Progress) -> Dirs:
         progress(f"installing the layer's requirements and boto3=={boto3_version} for python3.13 (once)")
         shutil.rmtree(TMP, ignore_errors=True)
         TMP.mkdir(parents=True)
-        _pip(python, deps, "-r", str(REQUIREMENTS))
+        _pip(python, deps, "--require-hashes", "-r", str(REQUIREMENTS))
         _pip(python, runtime, f"boto3=={boto3_version}")
         stamp_file.write_text(stamp)
     dirs = Dirs(TMP / "layer", TMP / "layer_pyc", runtime, TMP / "runtime_pyc")

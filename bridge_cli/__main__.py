@@ -14,8 +14,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bridge_cli import catalogs, dlq, groups, runner, send, validate
+from bridge_cli import catalogs, dlq, groups, keys, runner, send, validate
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_USAGE, CliError, explain_aws_error
+from salesmanago_bridge.privacy import use_key_loader
 
 DEBUG_ENV = "BRIDGE_DEBUG"
 EPILOG = """\
@@ -26,6 +27,7 @@ examples:
   bridge dlq redrive --stack salesmanago-bridge-prod --error-type auth --dry-run
   bridge groups check shop-pl --stage prod
   bridge catalogs list --group shop-pl --stage prod
+  bridge keys rotate a1b2c3d4e5 --overlap 24h --stage prod
 
 `bridge COMMAND --help` describes each command. Every command takes --stage, --region and
 --profile. Exit codes: 0 ok, 1 some items failed (a file lists them), 2 usage error.
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_parser(commands)
     groups.add_parser(commands)
     catalogs.add_parser(commands)
+    keys.add_parser(commands)
     runner.add_parsers(commands)
     return parser
 
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED_ITEMS
     finally:
         signal.signal(signal.SIGTERM, previous)
+        use_key_loader(None)  # a command's pseudonym key (bridge dlq: the stage's) ends with it
 
 
 def _interrupt(signum: int, frame: Any) -> None:

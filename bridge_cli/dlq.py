@@ -25,6 +25,7 @@ from bridge_cli.dead_letters import DeadLetter, parse_message
 from bridge_cli.errors import EXIT_FAILED_ITEMS, EXIT_OK, CliError, UsageError, explain_aws_error
 from bridge_cli.parsers import show_help, subcommand
 from bridge_cli.progress import Progress
+from bridge_cli.pseudonyms import use_stage_key
 from bridge_cli.publishers import Deliverer, Entry, batches, make_publisher
 from bridge_cli.targets import TargetKind, dead_letter_queues, resolve_target
 from salesmanago_bridge.commands import Action
@@ -123,6 +124,15 @@ def _subparser(commands: Any, name: str, summary: str, examples: str) -> argpars
 # ---------------------------------------------------------------- filters
 
 
+def parse_duration(value: str) -> timedelta | None:
+    """``30m``, ``12h``, ``7d``, ``2w`` (or ``0``) as a timedelta; None when it is not one."""
+    text = value.strip().lower()
+    if text == "0":
+        return timedelta(0)
+    match = DURATION.match(text)
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))}) if match else None
+
+
 def parse_older_than(value: str | None, now: datetime) -> datetime | None:
     """The cutoff for ``--older-than``: a duration back from ``now``, or a date-time.
 
@@ -131,9 +141,9 @@ def parse_older_than(value: str | None, now: datetime) -> datetime | None:
     """
     if not value:
         return None
-    match = DURATION.match(value.strip().lower())
-    if match:
-        return now - timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+    span = parse_duration(value)
+    if span is not None:
+        return now - span
     try:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -290,6 +300,7 @@ class DeadLetterReader:
 
 def _open(args: argparse.Namespace, visibility_s: int) -> tuple[AwsContext, DeadLetterReader, str]:
     aws = AwsContext.from_args(args)
+    use_stage_key(aws)  # read only if a pseudonym is shown
     queues = dead_letter_queues(aws, stack=args.stack, queue_urls=args.dlq_url)
     where = "the given queues" if args.dlq_url else f"stack {aws.stack_name(args.stack)}"
     return aws, DeadLetterReader(aws.client("sqs"), queues, visibility_s), where

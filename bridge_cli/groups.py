@@ -153,18 +153,35 @@ def run_put(args: argparse.Namespace) -> int:
     aws = AwsContext.from_args(args)
     settings = _settings(aws.stage)
     name = settings.group_parameter_name(group)
-    value = json.dumps(raw, separators=(",", ":"))
     previous_keys = _stored_key_ids(aws, group) if args.overwrite else ()
+    version = store_group(aws, group, raw, overwrite=args.overwrite, kms_key_id=args.kms_key_id)
+    out.write(f"stored group {group} at {name} (SecureString, version {version})\n")
+    out.write(f"  {_outline(config)}\n")
+    _report_index(out, sync_index(aws.client("ssm"), settings, {*previous_keys, *config.api_key_ids}))
+    out.write("  the functions read it within POWERTOOLS_PARAMETERS_MAX_AGE (300 s by default)\n")
+    return EXIT_OK
+
+
+def store_group(
+    aws: AwsContext, group: str, raw: Any, *, overwrite: bool, kms_key_id: str | None = None
+) -> int | None:
+    """Write a group's config as its SecureString; the new version.
+
+    Raises:
+        UsageError: the group exists and ``overwrite`` is false.
+    """
+    name = _settings(aws.stage).group_parameter_name(group)
+    value = json.dumps(raw, separators=(",", ":"))
     request: dict[str, Any] = {
         "Name": name,
         "Value": value,
         "Type": "SecureString",
-        "Overwrite": args.overwrite,
+        "Overwrite": overwrite,
         "Tier": "Standard" if len(value.encode()) <= STANDARD_TIER_BYTES else "Advanced",
         "Description": f"salesmanago-bridge group config ({group})",
     }
-    if args.kms_key_id:
-        request["KeyId"] = args.kms_key_id
+    if kms_key_id:
+        request["KeyId"] = kms_key_id
     try:
         reply = aws.client("ssm").put_parameter(**request)
     except ClientError as exc:
@@ -175,17 +192,13 @@ def run_put(args: argparse.Namespace) -> int:
         raise explain_aws_error(exc, f"parameter {name}") from None
     except BotoCoreError as exc:
         raise explain_aws_error(exc, f"parameter {name}") from None
-    out.write(f"stored group {group} at {name} (SecureString, version {reply.get('Version')})\n")
-    out.write(f"  {_outline(config)}\n")
-    _report_index(out, sync_index(aws.client("ssm"), settings, {*previous_keys, *config.api_key_ids}))
-    out.write("  the functions read it within POWERTOOLS_PARAMETERS_MAX_AGE (300 s by default)\n")
-    return EXIT_OK
+    return reply.get("Version")
 
 
 def _stored_key_ids(aws: AwsContext, group: str) -> tuple[str, ...]:
     """The key ids the stored config lists now (they lose their binding if the new one drops them)."""
     try:
-        _, parameter = _get(aws, group)
+        _, parameter = get_group_parameter(aws, group)
         raw = json.loads(parameter.get("Value") or "")
     except (UsageError, ValueError):
         return ()
@@ -228,7 +241,7 @@ def run_delete(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- list and show
 
 
-def _get(aws: AwsContext, group: str) -> tuple[str, dict[str, Any]]:
+def get_group_parameter(aws: AwsContext, group: str) -> tuple[str, dict[str, Any]]:
     name = _settings(aws.stage).group_parameter_name(group)
     try:
         reply = aws.client("ssm").get_parameter(Name=name, WithDecryption=True)
@@ -275,7 +288,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     group = _check_key(args.group)
     aws = AwsContext.from_args(args)
-    name, parameter = _get(aws, group)
+    name, parameter = get_group_parameter(aws, group)
     out = sys.stdout
     modified = parameter.get("LastModifiedDate")
     out.write(f"{name} (version {parameter.get('Version')}, {parameter.get('Type')}")
@@ -309,7 +322,7 @@ def _load_for_check(args: argparse.Namespace, group: str) -> tuple[str, GroupCon
         except BridgeError as exc:
             raise UsageError(f"{args.groups_file}: {exc.message}") from None
     aws = AwsContext.from_args(args)
-    name, parameter = _get(aws, group)
+    name, parameter = get_group_parameter(aws, group)
     try:
         raw = json.loads(parameter.get("Value") or "")
     except ValueError:

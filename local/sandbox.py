@@ -1412,9 +1412,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sandbox = Sandbox(latency_ms=args.latency_ms)
     sandbox.start(host=args.host, port=args.port)
-    clients = ", ".join(a.client_id for a in sandbox.accounts)
-    _log.info("SALESmanago sandbox on %s (clients: %s); Ctrl-C to stop", sandbox.url, clients)
-    try:
+    try:  # before the line that announces the URL: a caller may stop us as soon as it reads it
+        clients = ", ".join(a.client_id for a in sandbox.accounts)
+        _log.info("SALESmanago sandbox on %s (clients: %s); Ctrl-C to stop", sandbox.url, clients)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

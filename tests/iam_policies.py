@@ -38,10 +38,15 @@ class Unresolvable(Exception):
 
 @dataclass
 class Template:
-    """A translated template resolved for one account; each resource's physical name is its id."""
+    """A translated template resolved for one account; each resource's physical name is its id.
+
+    Except where AWS makes the name up: ``physical_ids`` gives those (a secret's ARN ends in a
+    random suffix, so the test takes it from moto).
+    """
 
     cfn: dict[str, Any]
     parameters: dict[str, str] = field(default_factory=dict)
+    physical_ids: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         defaults = {
@@ -64,6 +69,8 @@ class Template:
             return NO_VALUE
         if name in self.parameters:
             return self.parameters[name]
+        if name in self.physical_ids:
+            return self.physical_ids[name]
         kind = self.resources[name]["Type"]
         if kind == "AWS::SQS::Queue":
             return f"{QUEUE_URL_BASE}/{name}"
@@ -200,6 +207,13 @@ def call_resources(service: str, params: dict[str, Any]) -> tuple[str, ...]:
     if service == "sqs":
         queue = str(params.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
         return (f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{queue}",)
+    if service == "secretsmanager":
+        secret = str(params.get("SecretId", ""))
+        return (
+            secret
+            if secret.startswith("arn:")
+            else f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret}",
+        )
     return ("*",)
 
 

@@ -13,9 +13,11 @@ from botocore.exceptions import ClientError
 
 from bridge_cli.__main__ import main
 from bridge_cli.aws import AwsContext
+from salesmanago_bridge.privacy import pseudonymize, use_key_loader
 
 REGION = "eu-central-1"
 STACK = "bridge-test"
+PSEUDONYM_KEY = "the-stage-pseudonym-key-made-at-deploy"
 
 
 @dataclass
@@ -110,6 +112,23 @@ def stack(aws: Any, services: dict[str, Any]) -> dict[str, str]:
     outputs["GroupConfigPath"] = "/salesmanago/dev/groups/"
     services["cloudformation"] = FakeCloudFormation({STACK: outputs})
     return outputs
+
+
+@pytest.fixture
+def logged_pseudonym(aws: Any) -> Callable[[str], str]:
+    """The stage's pseudonym key in moto (as the template makes it); returns what the functions log."""
+    aws.client("secretsmanager").create_secret(
+        Name="salesmanago/dev/pseudonym-key", SecretString=PSEUDONYM_KEY
+    )
+
+    def pseudonym(email: str) -> str:
+        previous = use_key_loader(lambda: PSEUDONYM_KEY)
+        try:
+            return pseudonymize(email)
+        finally:
+            use_key_loader(previous)
+
+    return pseudonym
 
 
 @pytest.fixture

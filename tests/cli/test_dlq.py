@@ -12,7 +12,6 @@ import pytest
 from salesmanago_bridge.commands import CommandEnvelope
 from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
 from salesmanago_bridge.errors import AuthError, ValidationFailedError
-from salesmanago_bridge.observability import pseudonymize
 from tests.cli.conftest import STACK, bodies, contact, drain, event, queue_count
 from tests.conftest import load_event
 
@@ -138,6 +137,22 @@ def test_dlq_summary_counts_every_shape_and_leaves_the_messages(cli, seeded):
     assert visible["Attributes"]["ApproximateNumberOfMessages"] == "4"
 
 
+def test_dlq_show_without_the_stage_key_says_its_pseudonyms_are_its_own(cli, seeded):
+    # Given: no pseudonym key for the stage (or no permission to read it)
+
+    # When
+    masked = cli("dlq", "show", "--stack", STACK, "--limit", "10")
+
+    # Then: still masked, and the operator is told the pseudonyms will not match the logs
+    assert masked.code == 0
+    assert "user1@example.com" not in masked.out and "contact:" in masked.out
+    assert (
+        "cannot read the pseudonym key salesmanago/dev/pseudonym-key (ResourceNotFoundException)"
+        in masked.err
+    )
+    assert masked.err.count("pseudonym key") == 1
+
+
 def test_dlq_summary_with_a_filter(cli, seeded):
     result = cli("dlq", "summary", "--stack", STACK, "--error-type", "auth")
 
@@ -145,7 +160,7 @@ def test_dlq_summary_with_a_filter(cli, seeded):
     assert "--error-type auth: 2 of 6" in result.out
 
 
-def test_dlq_show_masks_personal_data_unless_unmasked(cli, seeded):
+def test_dlq_show_masks_personal_data_unless_unmasked(cli, seeded, logged_pseudonym):
     # When
     masked = cli("dlq", "show", "--stack", STACK, "--limit", "10")
     clear = cli("dlq", "show", "--stack", STACK, "--error-type", "eventbridge:SDK_CLIENT_ERROR", "--unmask")
@@ -154,7 +169,7 @@ def test_dlq_show_masks_personal_data_unless_unmasked(cli, seeded):
     # Then: e-mails pseudonymized as in the logs, names and phones hidden, reasons shown
     assert masked.code == clear.code == as_json.code == 0
     assert "@" not in masked.out.replace("e-mails", "")
-    assert pseudonymize("user1@example.com") in masked.out
+    assert logged_pseudonym("user1@example.com") in masked.out
     assert "Anna Nowak" not in masked.out and "+48 600 100 200" not in masked.out
     assert '"name": "***"' in masked.out
     assert "SALESmanago refused the credentials" in masked.out
@@ -211,7 +226,7 @@ def test_dlq_redrive_by_action_and_age(cli, seeded, stack):
     assert sorted(b["id"] for b in bodies(drain(seeded["sqs"], stack["CommandsQueueUrl"]))) == ["c-1", "c-2"]
 
 
-def test_dlq_redrive_skips_upserts_of_erased_contacts_unless_forced(cli, aws, stack):
+def test_dlq_redrive_skips_upserts_of_erased_contacts_unless_forced(cli, aws, stack, logged_pseudonym):
     # Given: a@ upserted then deleted (erased); b@ deleted then upserted again (not erased)
     sqs, dlq = aws.client("sqs"), stack["CommandsDeadLetterQueueUrl"]
     refused = AuthError("refused")
@@ -230,7 +245,7 @@ def test_dlq_redrive_skips_upserts_of_erased_contacts_unless_forced(cli, aws, st
     # Then: a@'s upsert is skipped, reported (pseudonymized) and kept
     assert skipping.code == 0, skipping.err
     assert "skipped 1 contact.upsert of erased contacts" in skipping.out
-    assert pseudonymize("a@example.com") in skipping.out and "a@example.com" not in skipping.out
+    assert logged_pseudonym("a@example.com") in skipping.out and "a@example.com" not in skipping.out
     assert [b["id"] for b in bodies(drain(sqs, stack["CommandsQueueUrl"]))] == ["b-up"]
     assert queue_count(sqs, dlq) == 3
 

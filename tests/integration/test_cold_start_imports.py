@@ -36,6 +36,8 @@ def test_cold_start_consumer_import_leaves_rare_paths_unloaded(function: str):
         "AWS_REGION": "eu-central-1",
         "IDEMPOTENCY_TABLE_NAME": "salesmanago-bridge-idempotency",  # configured, as deployed
         "SALESMANAGO_GROUPS_FILE": str(ROOT / "local" / "groups.sample.json"),
+        # the pseudonym key is configured as deployed; it is read on the first pseudonym, not here
+        "PSEUDONYM_KEY_SECRET_ID": "salesmanago/dev/pseudonym-key",
     }
     done = subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-c", probe],

@@ -89,6 +89,11 @@ def deployed(
             Name=settings.group_parameter_name(key), Value=json.dumps(config), Type="SecureString"
         )
     sync_index(ssm, settings)
+    # The pseudonym key as the template makes it; its ARN (a random suffix) is moto's to choose.
+    secret = template.resolve(template.resources["PseudonymKey"]["Properties"])
+    template.physical_ids["PseudonymKey"] = boto3.client("secretsmanager").create_secret(
+        Name=secret["Name"], SecretString="generated-at-deploy"
+    )["ARN"]
     return template
 
 
@@ -116,6 +121,10 @@ def failure_paths(sandbox: Any) -> Iterator[dict[str, Any]]:
     yield _event_record("iam-unknown")
     sandbox.clear_faults()
     yield _event_record("iam-unknown")
+    # SALESmanago refuses, quoting the e-mail: the reason carries its pseudonym, which takes the key.
+    sandbox.inject(Fault("success_false", path="ContactExtEvent", message="Contact a@example.com is blocked"))
+    yield _event_record("iam-quoted")
+    sandbox.clear_faults()
 
 
 def run_as_deployed(
@@ -165,7 +174,12 @@ def test_every_aws_call_is_allowed_by_the_function_policies(
 ) -> None:
     # Then: the recording saw the calls that matter (else this test could not fail)
     everything = [call.action for calls in calls_by_function.values() for call in calls]
-    for action in ("ssm:GetParameter", "dynamodb:PutItem", "sqs:SendMessage"):
+    for action in (
+        "ssm:GetParameter",
+        "dynamodb:PutItem",
+        "sqs:SendMessage",
+        "secretsmanager:GetSecretValue",
+    ):
         assert action in everything, f"no {action} recorded: is the recorder attached?"
     refused = [
         f"{function_id}: {call.action} on {arn}"

@@ -454,6 +454,8 @@ def test_layer_ships_bytecode_and_not_what_the_runtime_provides(sam_template: di
     assert "--platform manylinux2014_aarch64 " in layer_make().stdout
     assert "botocore" in recipe.split("RUNTIME_PROVIDED =")[1].splitlines()[0]
     assert "compileall" in recipe and "--invalidation-mode unchecked-hash" in recipe
+    # from the hashed lock only (tests/unit/test_dependency_locks.py checks the lock itself)
+    assert "--require-hashes -r requirements.lock" in recipe
 
 
 def layer_make(*overrides: str) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -34,17 +35,33 @@ logger = Logger(service=get_settings().service_name, utc=True)
 tracer = Tracer(service=get_settings().service_name, patch_modules=("botocore", "requests"))
 
 
+# What every LogRecord carries; anything else on a record came in as `extra` (Powertools logs it).
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def _scrub_value(value: Any) -> Any:
+    """``value`` with every e-mail in its strings pseudonymized, inside dicts, lists and tuples too."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {key: _scrub_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(item) for item in value]
+    return value
+
+
 class _ScrubFilter(logging.Filter):
-    """Defence in depth: no e-mail reaches a log line, whatever a message was built from."""
+    """Defence in depth: no e-mail reaches a log line, whatever a message or its `extra` was built from."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
             record.msg = record.getMessage()
             record.args = None
-        if isinstance(record.msg, str):
-            record.msg = scrub(record.msg)
-        elif isinstance(record.msg, dict):
-            record.msg = {key: scrub(v) if isinstance(v, str) else v for key, v in record.msg.items()}
+        if isinstance(record.msg, str | dict):
+            record.msg = _scrub_value(record.msg)
+        fields = record.__dict__
+        for key in fields.keys() - _RECORD_ATTRIBUTES:
+            fields[key] = _scrub_value(fields[key])
         return True
 
 

@@ -44,6 +44,9 @@ class Settings(BaseModel):
     idempotency_ttl_s: int = Field(86400, alias="IDEMPOTENCY_TTL_S", ge=60)
     dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    # The Secrets Manager secret (ARN or name) holding the pseudonym key; unset → a random key per
+    # process (privacy.py). The template sets it to its PseudonymKey.
+    pseudonym_key_secret_id: str | None = Field(None, alias="PSEUDONYM_KEY_SECRET_ID")
 
     @field_validator("*", mode="before")
     @classmethod
@@ -64,6 +67,11 @@ class Settings(BaseModel):
     def api_key_parameter_name(self, api_key_id: str) -> str:
         """The index entry listing the groups an API key may use (a plain String, no secret)."""
         return f"{self.parameter_prefix}/api-keys/{api_key_id}"
+
+    @property
+    def pseudonym_key_secret_name(self) -> str:
+        """The name the template gives the stage's pseudonym key (the CLI finds it by stage)."""
+        return f"salesmanago/{self.stage}/pseudonym-key"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
