@@ -14,7 +14,7 @@ SAM_CLI_VERSION ?= 1.170.0
 .PHONY: help dev lint format test unit integration template-tests reliability conformance demo sandbox invoke build validate bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 DEV_LOCK := requirements-dev.lock
 LAYER_LOCK := layers/shared/requirements.lock
