@@ -253,9 +253,10 @@ def deploy(stack: Stack, build_dir: Path, emulator: Emulator, env: dict[str, str
 
 
 def adapt_event_source_mappings(emulator: Emulator, stack: Stack) -> None:
-    """Gap: a Number parameter (BatchSize, ScalingConfig.MaximumConcurrency) reaches the mapping as the
-    string CloudFormation passes around, and the poller compares it with integers. Write the same values
-    back as integers, the way CloudFormation's typed properties would."""
+    """Gap: the emulator's CloudFormation keeps ScalingConfig as written, so MaximumConcurrency (a Ref
+    to a Number parameter) is the string CloudFormation passes parameters as, and the SQS poller compares
+    it with an integer and polls nothing. Write the mapping's values back as integers, as CloudFormation's
+    typed property would (BatchSize and the window, which the emulator already converts, unchanged)."""
     lambda_ = emulator.client("lambda")
     function = stack.outputs["SqsConsumerFunctionName"]
     for mapping in lambda_.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
