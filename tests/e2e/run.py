@@ -170,20 +170,37 @@ class Emulator:
             return reply.status == 200
 
     def stop(self) -> None:
-        """Stop the emulator and the function workers it started (one process group)."""
-        if self.process is None or self.process.poll() is not None:
+        """Stop the emulator and the function workers it started (one process group), and wait until
+        every one of them has exited: a signalled process still counts until it is gone."""
+        if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if self.process.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.process.wait(timeout=10)
+        # Workers that outlived the emulator are still in its process group.
+        deadline = time.monotonic() + 10
+        while self.group_alive() and time.monotonic() < deadline:
+            self._signal_group(signal.SIGKILL)
+            time.sleep(0.2)
+
+    def _signal_group(self, signum: int) -> None:
+        if self.process is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        # Workers that outlived their parent are still in its process group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, signum)
+
+    def group_alive(self) -> bool:
+        """Whether any process of the emulator's group (it or a function worker) still exists."""
+        if self.process is None:
+            return False
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def environment(self) -> dict[str, str]:
         return {
@@ -841,13 +858,8 @@ def left_behind(emulator: Emulator, workdir: Path, leftovers_before: set[str]) -
     new = emulator_leftovers() - leftovers_before
     if new:
         raise AssertionError(f"the emulator left {sorted(new)} in {tempfile.gettempdir()}")
-    if emulator.process is not None:
-        try:
-            os.killpg(emulator.process.pid, 0)
-        except ProcessLookupError:
-            pass
-        else:
-            raise AssertionError(f"processes of group {emulator.process.pid} still run")
+    if emulator.group_alive():
+        raise AssertionError("processes of the emulator's group still run 10 s after the stop")
     if workdir.exists():
         raise AssertionError(f"{workdir} still exists")
     return f"process group gone, {workdir.name} removed"
