@@ -71,7 +71,7 @@ sandbox: $(STAMP) ## serve the SALESmanago sandbox on :8090 (Ctrl-C to stop)
 	$(BIN)/python -m local.sandbox --port 8090 --groups-file local/groups.sample.json
 
 invoke: $(STAMP) ## run one event through one handler: make invoke FN=sqs_consumer EVENT=events/sqs_contact_upsert.json
-	$(BIN)/python -m local.runner $(FN) $(EVENT)
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.runner $(FN) $(EVENT)
 
 $(SAM):
 	$(PY) -m venv $(SAM_VENV)
@@ -100,7 +100,7 @@ clean: ## remove build output and caches
 
 .PHONY: api openapi
 api: $(STAMP) ## serve the HTTP API on http://127.0.0.1:3000 (sandbox; real accounts with SALESMANAGO_GROUPS_FILE)
-	$(BIN)/python -m local.api_server --port 3000
+	SALESMANAGO_ALLOW_LOOPBACK=true $(BIN)/python -m local.api_server --port 3000
 
 openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 	$(BIN)/python -m local.openapi
@@ -109,8 +109,13 @@ openapi: $(STAMP) ## regenerate docs/openapi.json from the API routes
 cli-demo: $(STAMP) ## the `bridge` CLI end to end on moto's server: 50,000-contact backfill, dead letters, redrive
 	bench/cli_backfill_demo.sh
 
-bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start (a few minutes; not in test)
+bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start, hostile input (a few minutes; not in test)
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
+	$(BIN)/python -m bench.hostile
+
+.PHONY: bench-hostile
+bench-hostile: $(STAMP) ## benchmark: CPU per KB of the worst hostile input of each class, 10 KB vs 100 KB (seconds)
+	$(BIN)/python -m bench.hostile
 
 # make e2e: the stack built for this machine, deployed with sam deploy on ministack (IAM enforced, no
 # Docker) and driven end to end (tests/e2e/README.md). The emulator runs in a Python 3.13 venv of its

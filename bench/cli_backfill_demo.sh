@@ -19,6 +19,7 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 # Every AWS call goes to moto's server; boto3 honours AWS_ENDPOINT_URL.
 export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_DEFAULT_REGION=eu-central-1
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo PYTHONUNBUFFERED=1
+export SALESMANAGO_ALLOW_LOOPBACK=true  # the sandbox listens on 127.0.0.1
 unset AWS_PROFILE AWS_SESSION_TOKEN BRIDGE_STACK STAGE
 
 bridge() { .venv/bin/bridge "$@"; }

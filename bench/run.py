@@ -448,6 +448,7 @@ def memory(
         env = {
             **coldstart.lambda_env(SQS_CONSUMER),
             "SALESMANAGO_GROUPS_FILE": str(groups_file),
+            "SALESMANAGO_ALLOW_LOOPBACK": "true",  # the sandbox listens on 127.0.0.1
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(dirs.layer), str(dirs.runtime)]),
             **extra,
@@ -631,6 +632,7 @@ def bridge_env(groups_file: Path) -> None:
     os.environ.update(
         STAGE="bench",
         SALESMANAGO_GROUPS_FILE=str(groups_file),
+        SALESMANAGO_ALLOW_LOOPBACK="true",  # the sandbox listens on 127.0.0.1
         MAX_PARALLEL_REQUESTS=MAX_PARALLEL_REQUESTS,
         POWERTOOLS_SERVICE_NAME="salesmanago-bridge",
         POWERTOOLS_METRICS_NAMESPACE="SalesmanagoBridge",

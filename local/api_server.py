@@ -225,6 +225,7 @@ def sandbox_backend() -> Iterator[str]:
         )
         os.environ.update(
             SALESMANAGO_GROUPS_FILE=str(groups_file),
+            SALESMANAGO_ALLOW_LOOPBACK="true",  # the sandbox listens on 127.0.0.1
             IDEMPOTENCY_TABLE_NAME=LOCAL_TABLE,
             AWS_DEFAULT_REGION=REGION,
             AWS_ACCESS_KEY_ID="local",

@@ -144,6 +144,7 @@ def run_demo(verbose: bool = False) -> DemoResult:
         os.environ.update(
             STAGE="demo",
             SALESMANAGO_GROUPS_FILE=str(groups_file),
+            SALESMANAGO_ALLOW_LOOPBACK="true",  # the sandbox listens on 127.0.0.1
             DEAD_LETTER_QUEUE_URL=dlq_url,
             AWS_DEFAULT_REGION=REGION,
             POWERTOOLS_SERVICE_NAME="salesmanago-bridge",

@@ -196,7 +196,11 @@ def _demo_environment() -> Iterator[Path]:
             STAGE=STAGE,
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_LOG_LEVEL="ERROR",
+            SALESMANAGO_ALLOW_LOOPBACK="true",  # the sandbox listens on 127.0.0.1
         )
+        from salesmanago_bridge.settings import get_settings
+
+        get_settings.cache_clear()  # read again with the demo's environment (the CLI validates groups)
         for name in (
             "SALESMANAGO_GROUPS_FILE",
             "IDEMPOTENCY_TABLE_NAME",

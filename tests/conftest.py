@@ -24,6 +24,8 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="salesmanago-bridge",
     POWERTOOLS_METRICS_NAMESPACE="SalesmanagoBridge",
     POWERTOOLS_TRACE_DISABLED="true",
+    # The sandbox listens on 127.0.0.1: the tests allow loopback group endpoints, as the demo does.
+    SALESMANAGO_ALLOW_LOOPBACK="true",
 )
 
 

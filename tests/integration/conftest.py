@@ -72,7 +72,7 @@ def dead_letters(aws: Any, dead_letter_queue: str) -> Any:
                 reason = json.loads(message["MessageAttributes"]["bridge-failure"]["StringValue"])
                 try:
                     body = json.loads(message["Body"])
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or a hostile body parked as it came
                     body = message["Body"]
                 found.append((body, reason))
                 aws.delete_message(QueueUrl=dead_letter_queue, ReceiptHandle=message["ReceiptHandle"])

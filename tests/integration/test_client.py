@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from salesmanago_bridge.client import SalesmanagoClient, sign
 from salesmanago_bridge.errors import (
     AuthError,
     ErrorType,
+    GroupConfigError,
     OutcomeUnknownError,
     SalesmanagoRejectedError,
     SalesmanagoTimeoutError,
@@ -300,3 +305,75 @@ def test_client_timeouts_shrink_near_the_deadline(sandbox: Sandbox, group: Group
     with pytest.raises(SalesmanagoTimeoutError):
         client.call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
     assert client.budget.timeout(3.05, 10) == (0.5, 0.5)
+
+
+# ---- redirects are never followed (issue 16) -----------------------------------------------------
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``status`` and a Location on another host; records what it got."""
+
+    status = 302
+    location = ""
+    seen: list[dict[str, str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        type(self).seen.append(dict(self.headers))
+        self.send_response(type(self).status)
+        if type(self).location:
+            self.send_header("Location", type(self).location)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _server(status: int, location: str = "") -> Iterator[tuple[str, type[_Recorder]]]:
+    handler = type("Handler", (_Recorder,), {"status": status, "location": location, "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_client_redirect_is_a_permanent_error_naming_the_host_and_never_followed(status: int, clock):
+    # Given an endpoint that redirects to another host
+    with (
+        _server(200) as (elsewhere, other),
+        _server(status, f"{elsewhere}/v3/product/upsert") as (url, first),
+    ):
+        group = GroupConfig.model_validate(
+            {
+                "client_id": "c",
+                "api_secret": "s3cr3t-value",
+                "owner": "owner@shop.example.com",
+                "endpoint": url,
+                "products_endpoint": url,
+                "products_api_key": "pRoDuCtS-key",
+                "catalog_id": "cat",
+            },
+            context={"allow_loopback": True},
+        )
+        client = make_client(clock)
+        # When / Then: a permanent error naming the host that redirected, for v3 and v2 alike
+        with pytest.raises(GroupConfigError) as v3:
+            client.call_v3(group, "POST", "product/upsert", {"products": []}, action="products.upsert")
+        with pytest.raises(GroupConfigError) as v2:
+            client.call_v2(group, "contact/upsert", CONTACT, action="contact.upsert")
+        # And nothing, least of all the API-KEY header, reached the other host
+        assert other.seen == []
+        assert len(first.seen) == 2
+    for error in (v3.value, v2.value):
+        assert not error.retryable
+        assert "127.0.0.1" in str(error) and "redirect" in str(error)
+        assert "pRoDuCtS-key" not in str(error) and "s3cr3t" not in str(error)

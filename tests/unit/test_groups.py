@@ -654,6 +654,62 @@ def test_ssm_group_store_group_keys_for_api_key_read_from_its_index_entry(
     assert ssm_store.group_keys_for_api_key("key-c") == []
 
 
+# ---- SALESmanago hosts only (issue 16) ------------------------------------------------------------
+@pytest.mark.parametrize("field", ["endpoint", "products_endpoint"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://attacker.example.com",
+        "https://salesmanago.pl.attacker.example.com",
+        "https://app3.salesmanago.pl.attacker.example.com/api",
+        "https://attacker-salesmanago.pl",
+        "https://app3.salesmanago.pl@attacker.example.com",
+        "https://user:pw@app3.salesmanago.pl",
+        "https://app3.salesmanago.pl:8443",
+        "https://app3.salesmanago.pl/other/path",
+        "https://app3.salesmanago.pl/api?redirect=https://attacker.example.com",
+        "https://10.0.0.5",
+        "https://169.254.169.254/latest",
+    ],
+)
+def test_group_config_endpoint_must_be_a_salesmanago_host(field: str, url: str) -> None:
+    # Given a config whose endpoint is not a SALESmanago host (or carries userinfo, a port, a path)
+    # When / Then it is refused, naming the field and the rule, never the value
+    error = invalid(config(**{field: url}))
+    problem = problem_for(error, field)
+    assert "salesmanago" in problem.lower()
+    assert "attacker" not in " ".join(renderings(error))
+
+
+@pytest.mark.parametrize(
+    "url", ["https://www.salesmanago.com", "https://app1.salesmanago.pl", "https://App3.SALESmanago.pl/api"]
+)
+def test_group_config_documented_hosts_accepted(url: str) -> None:
+    assert parse_group_config(GROUP, config(endpoint=url)).endpoint.lower() == url.lower().removesuffix(
+        "/api"
+    )
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8090", "http://localhost:8090/api", "http://[::1]:8090"])
+def test_group_config_loopback_refused_unless_allowed(url: str) -> None:
+    # A deployed stack: loopback is refused (the setting is off by default)
+    error = invalid_with(config(endpoint=url), allow_loopback=False)
+    assert "loopback" in problem_for(error, "endpoint")
+    # The demo, make api, the tests and the e2e run turn the setting on
+    assert parse_group_config(GROUP, config(endpoint=url), allow_loopback=True).endpoint.startswith("http://")
+
+
+def invalid_with(raw: Any, **options: Any) -> GroupConfigError:
+    with pytest.raises(GroupConfigError) as info:
+        parse_group_config(GROUP, raw, **options)
+    return info.value
+
+
+def test_settings_allow_loopback_is_off_by_default() -> None:
+    assert Settings.from_env({}).allow_loopback is False
+    assert Settings.from_env({"SALESMANAGO_ALLOW_LOOPBACK": "true"}).allow_loopback is True
+
+
 def test_ssm_group_store_invalid_index_entry_rejected(ssm: Any, ssm_store: SsmGroupStore) -> None:
     # Given
     ssm.put_parameter(

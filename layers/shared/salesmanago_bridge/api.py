@@ -44,6 +44,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, WithJsonSchema
 
 from salesmanago_bridge.claims import IdempotencyConflictError
+from salesmanago_bridge.codec import JsonLimitError, loads
 from salesmanago_bridge.commands import (
     GROUP_KEY_PATTERN,
     Action,
@@ -52,6 +53,7 @@ from salesmanago_bridge.commands import (
     ContactUpsertData,
     EventCreateData,
     ProductData,
+    field_path,
 )
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.errors import (
@@ -397,7 +399,7 @@ def validation_problems(errors: Any) -> list[FieldProblem]:
             rest = ()
         parts = [p for p in rest if not (isinstance(p, str) and p.startswith("function-"))]
         if where == "body":
-            field = _field_path(parts) or "body"
+            field = field_path(parts) or "body"
         elif where == "header" and parts:  # Powertools looks headers up in lower case
             field = "-".join(word.capitalize() for word in str(parts[0]).split("-"))
         else:  # query or path: the parameter's own name
@@ -409,13 +411,6 @@ def validation_problems(errors: Any) -> list[FieldProblem]:
         if candidate not in problems:
             problems.append(candidate)
     return problems
-
-
-def _field_path(parts: list[Any]) -> str:
-    path = ""
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
 
 
 # ---- the resolver ------------------------------------------------------------------------------
@@ -439,7 +434,9 @@ class BridgeResolver(APIGatewayRestResolver):
     """``APIGatewayRestResolver`` with the size check, JSON bodies, our error mapping and OpenAPI info."""
 
     def __init__(self) -> None:
-        super().__init__(enable_validation=True, strip_prefixes=list(STRIP_PREFIXES))
+        super().__init__(
+            enable_validation=True, strip_prefixes=list(STRIP_PREFIXES), json_body_deserializer=parse_body
+        )
         self.exception_handler(Exception)(error_response)
         self.configure_openapi(
             title="SALESmanago bridge",
@@ -486,6 +483,19 @@ class BridgeResolver(APIGatewayRestResolver):
             if f'"#/components/schemas/{name}"' not in json.dumps(document.get("paths")):
                 schemas.pop(name, None)
         return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def parse_body(text: str) -> Any:
+    """The request body as JSON, within the codec's bounds (depth, finite and bounded numbers).
+
+    Raises:
+        ValidationFailedError: the body is past a bound (a 400 naming the problem).
+        json.JSONDecodeError: the body is not JSON (Powertools answers it as ``json_invalid``).
+    """
+    try:
+        return loads(text)
+    except JsonLimitError as exc:
+        raise ValidationFailedError(f"body {exc}", details=[FieldProblem("body", str(exc))]) from None
 
 
 def body_size(event: Any) -> int:

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,6 +32,7 @@ from salesmanago_bridge.errors import (
     AuthError,
     BridgeError,
     FieldProblem,
+    GroupConfigError,
     OutcomeUnknownError,
     SalesmanagoRejectedError,
     SalesmanagoTimeoutError,
@@ -304,7 +306,9 @@ class SalesmanagoClient:
         at_most_once = _is_at_most_once(url)
         try:
             timeout = self.budget.timeout(*self._timeout)
-            response = self._session.request(method, url, timeout=timeout, **kwargs)
+            # Never follow a redirect: it would carry the API-KEY header (or the signed body) to
+            # whatever host the reply names.
+            response = self._session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
         except requests.exceptions.ConnectTimeout as exc:
             raise UnavailableError("SALESmanago did not accept a connection in time") from exc
         except requests.exceptions.ReadTimeout as exc:
@@ -328,6 +332,12 @@ class SalesmanagoClient:
             metrics.count(SALESMANAGO_REQUESTS, action=action)
             metrics.latency(elapsed_ms, action=action)
         status = response.status_code
+        if response.is_redirect or response.is_permanent_redirect or 300 <= status < 400:
+            host = urlsplit(url).hostname
+            raise GroupConfigError(
+                f"SALESmanago host {host} answered {status} with a redirect; redirects are not followed: "
+                "set the group's endpoint to the host the account really uses"
+            )
         if status == 429:
             raise ThrottledError(
                 "SALESmanago is throttling", retry_after_s=_retry_after(response), status=status

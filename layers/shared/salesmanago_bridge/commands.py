@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -33,8 +34,9 @@ from pydantic import (
     model_validator,
 )
 
-from salesmanago_bridge.codec import loads
+from salesmanago_bridge.codec import JsonLimitError, check_bounds, loads
 from salesmanago_bridge.errors import FieldProblem, UnmappedFieldError, ValidationFailedError
+from salesmanago_bridge.privacy import scrub
 
 
 class Action(StrEnum):
@@ -71,6 +73,7 @@ SALESMANAGO_TEXT_LIMIT = 255
 TRIMMED_PRODUCT_FIELDS = ("brand", "sub_category", *(f"detail{n}" for n in range(1, 6)))
 TRIMMED_TO = f"{SALESMANAGO_TEXT_LIMIT} characters (SALESmanago's limit)"
 EMAIL_MAX_LENGTH = 254
+MAX_PATH_PART = 64  # characters of one name in a reported field path
 # Below this an epoch value is surely seconds, not milliseconds (it would be before March 1973).
 MIN_EPOCH_MS = 100_000_000_000
 MAX_EPOCH_MS = 32_503_680_000_000  # year 3000
@@ -390,10 +393,21 @@ def allowed_targets(action: Action) -> list[str]:
     return sorted(DATA_MODELS[action].model_fields) + [f"{p}<name>" for p in PREFIXED_TARGETS.get(action, ())]
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: Iterable[Any]) -> str:
+    """``data.products[3].url`` from a location; each name cut to MAX_PATH_PART characters, then scrubbed.
+
+    A name can be a producer's key of any length: it is cut before anything (the e-mail
+    scrubber, a log line, a reason) reads it. Each name is scrubbed on its own, so an e-mail in
+    a key does not swallow the path before it (dots are e-mail characters).
+    """
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        name = str(part)
+        name = scrub(name[:MAX_PATH_PART]) + "…" if len(name) > MAX_PATH_PART else scrub(name)
+        path += f".{name}" if path else name
     return path
 
 
@@ -405,7 +419,7 @@ def problems_from(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> l
             part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))
         )
         message = err["msg"].removeprefix("Value error, ")
-        problems.append(FieldProblem(_field_path(prefix + loc) or "body", message))
+        problems.append(FieldProblem(field_path(prefix + loc) or "body", message))
     return problems
 
 
@@ -426,7 +440,7 @@ def _route_fields(
     for key in [key for key in raw if key not in known]:  # in the producer's order
         value = routed.pop(key)
         if key not in field_map:
-            unmapped.append(f"{path}.{str(key)[:64]}")
+            unmapped.append(field_path((path, key)))
             continue
         head, _, tail = field_map[key].partition(".")
         if not tail:
@@ -509,13 +523,17 @@ class CommandEnvelope(BaseModel):
         Raises:
             ValidationFailedError: naming every failing field.
         """
-        if isinstance(body, str | bytes):
-            try:
+        try:
+            if isinstance(body, str | bytes):
                 body = loads(body)
-            except ValueError:
-                raise ValidationFailedError(
-                    "body is not valid JSON", details=[FieldProblem("body", "is not valid JSON")]
-                ) from None
+            else:  # parsed elsewhere (the Lambda runtime parses an EventBridge event): same bounds
+                check_bounds(body)
+        except JsonLimitError as exc:
+            raise ValidationFailedError(f"body {exc}", details=[FieldProblem("body", str(exc))]) from None
+        except ValueError:
+            raise ValidationFailedError(
+                "body is not valid JSON", details=[FieldProblem("body", "is not valid JSON")]
+            ) from None
         if not isinstance(body, dict):
             raise ValidationFailedError(
                 "body must be a JSON object", details=[FieldProblem("body", "must be a JSON object")]

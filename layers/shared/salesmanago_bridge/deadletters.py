@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from salesmanago_bridge.codec import pruned
 from salesmanago_bridge.errors import BridgeError, DeadLetterUnavailableError
 from salesmanago_bridge.observability import logger, scrub
 
@@ -44,6 +45,13 @@ def failure_reason(
     }
 
 
+def _body_text(body: Any) -> str:
+    try:
+        return json.dumps(body, separators=(",", ":"), default=str)
+    except (RecursionError, ValueError):  # nested past what the encoder can walk: park it pruned
+        return json.dumps(pruned(body), separators=(",", ":"), default=str)
+
+
 class DeadLetterSink:
     """Sends a failed command to ``DEAD_LETTER_QUEUE_URL``; without one it only logs (DESIGN.md)."""
 
@@ -68,7 +76,7 @@ class DeadLetterSink:
         if not self.queue_url:
             logger.error("permanent failure, no dead-letter queue configured", extra={"reason": reason})
             return False
-        text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), default=str)
+        text = body if isinstance(body, str) else _body_text(body)
         request: dict[str, Any] = {
             "QueueUrl": self.queue_url,
             "MessageBody": text or "{}",

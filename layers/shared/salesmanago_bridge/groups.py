@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from salesmanago_bridge.commands import (
     GROUP_KEY_PATTERN,
@@ -26,21 +34,44 @@ from salesmanago_bridge.errors import (
     UnknownGroupError,
     aws_refusal,
 )
-from salesmanago_bridge.settings import Settings
+from salesmanago_bridge.settings import Settings, get_settings
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# salesmanago-api.md: https://{server}.salesmanago.com or .pl, {server} one label per account
+# (www, app1, app2, app3, ...), and api.salesmanago.com for the product catalog (API v3).
+SALESMANAGO_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.salesmanago\.(?:com|pl)")
+HOST_RULE = "must be a SALESmanago host: https://{server}.salesmanago.com or .pl, no user, port or path"
 
 
-def _base_url(value: str, suffix: str) -> str:
-    """Normalize a host URL: https only (http for loopback), no trailing slash or API suffix."""
+def _base_url(value: str, suffix: str, *, allow_loopback: bool) -> str:
+    """Normalize a SALESmanago host URL: no trailing slash or API suffix.
+
+    Only a documented SALESmanago host over https, with no user info, port, other path, query or
+    fragment: the client sends a tenant's credentials there. A loopback host (the local sandbox,
+    http allowed, any port) only when the settings allow it (SALESMANAGO_ALLOW_LOOPBACK).
+    """
     parts = urlsplit(value.strip())
     if not parts.netloc or parts.scheme not in ("https", "http"):
         raise ValueError("must be an absolute URL such as https://app3.salesmanago.pl")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+    try:
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        raise ValueError(HOST_RULE) from None
+    path = parts.path.rstrip("/").removesuffix(suffix)  # a pasted "/api" or "/v3" suffix is tolerated
+    if host in LOOPBACK_HOSTS:
+        if not allow_loopback:
+            raise ValueError(
+                "a loopback host is allowed only for the local sandbox (SALESMANAGO_ALLOW_LOOPBACK)"
+            )
+        if parts.username is not None or parts.password is not None or path or parts.query or parts.fragment:
+            raise ValueError("must be the sandbox's host and port only")
+        return f"{parts.scheme}://{parts.netloc}"
+    if parts.scheme != "https":
         raise ValueError("must use https (plain http is allowed only for a local sandbox)")
-    path = parts.path.rstrip("/")
-    path = path.removesuffix(suffix)  # a pasted "/api" or "/v3" suffix is tolerated
-    return f"{parts.scheme}://{parts.netloc}{path}"
+    clean = parts.username is None and parts.password is None and port is None
+    if not clean or path or parts.query or parts.fragment or not SALESMANAGO_HOST.fullmatch(host):
+        raise ValueError(HOST_RULE)
+    return f"https://{host}"
 
 
 class GroupConfig(BaseModel):
@@ -61,13 +92,13 @@ class GroupConfig(BaseModel):
 
     @field_validator("endpoint")
     @classmethod
-    def _v2_base(cls, value: str) -> str:
-        return _base_url(value, "/api")
+    def _v2_base(cls, value: str, info: ValidationInfo) -> str:
+        return _base_url(value, "/api", allow_loopback=_allows_loopback(info))
 
     @field_validator("products_endpoint")
     @classmethod
-    def _v3_base(cls, value: str) -> str:
-        return _base_url(value, "/v3")
+    def _v3_base(cls, value: str, info: ValidationInfo) -> str:
+        return _base_url(value, "/v3", allow_loopback=_allows_loopback(info))
 
     @field_validator("field_map")
     @classmethod
@@ -90,14 +121,24 @@ class GroupConfig(BaseModel):
         return self.field_map.get(action, {})
 
 
-def parse_group_config(group_key: str, raw: Any) -> GroupConfig:
+def _allows_loopback(info: ValidationInfo) -> bool:
+    return bool((info.context or {}).get("allow_loopback"))
+
+
+def parse_group_config(group_key: str, raw: Any, *, allow_loopback: bool | None = None) -> GroupConfig:
     """Validate a stored config.
+
+    Args:
+        allow_loopback: whether an endpoint may be a loopback host (the local sandbox); by default
+            the process's SALESMANAGO_ALLOW_LOOPBACK (off unless set).
 
     Raises:
         GroupConfigError: naming each bad field (never its value: the config holds secrets).
     """
+    if allow_loopback is None:
+        allow_loopback = get_settings().allow_loopback
     try:
-        return GroupConfig.model_validate(raw)
+        return GroupConfig.model_validate(raw, context={"allow_loopback": allow_loopback})
     except ValidationError as exc:
         raise GroupConfigError(
             "the group's config is invalid", details=problems_from(exc), group_key=group_key

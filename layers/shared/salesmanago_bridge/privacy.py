@@ -16,9 +16,17 @@ import threading
 import time
 from collections.abc import Callable
 
+# Bounded everywhere (RFC 5321: a local part of at most 64 characters, labels of at most 63), so
+# the work per position is bounded and a scan is linear in the text. The dotted part may be empty:
+# an address cut at a limit ("jan@exam…") is masked too.
 EMAIL_PATTERN = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9-]{1,63}){0,8}"
 )
+# What a message, a reason, a field path or a traceback may carry: far more than any of ours, far
+# less than a hostile payload.
+MAX_SCRUB_CHARS = 16_384
+TRUNCATED = "…[truncated]"
 
 PSEUDONYM_PREFIX = "contact:"
 # 64 bits: collisions stay unlikely among millions of contacts; 16 digits also tell these apart
@@ -102,5 +110,7 @@ def pseudonymize(email: str) -> str:
 
 
 def scrub(text: str) -> str:
-    """Replace every e-mail address in ``text`` with its pseudonym."""
+    """Replace every e-mail address in ``text`` with its pseudonym; text past MAX_SCRUB_CHARS is cut."""
+    if len(text) > MAX_SCRUB_CHARS:
+        text = text[:MAX_SCRUB_CHARS] + TRUNCATED
     return EMAIL_PATTERN.sub(lambda match: pseudonymize(match.group()), text)

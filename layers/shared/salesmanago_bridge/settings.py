@@ -44,6 +44,9 @@ class Settings(BaseModel):
     idempotency_ttl_s: int = Field(86400, alias="IDEMPOTENCY_TTL_S", ge=60)
     dead_letter_queue_url: str | None = Field(None, alias="DEAD_LETTER_QUEUE_URL")
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    # A group endpoint on a loopback host (the local sandbox): the demo, make api, the tests and the
+    # e2e run turn it on; a deployed stack leaves it off, so a group can only name SALESmanago hosts.
+    allow_loopback: bool = Field(False, alias="SALESMANAGO_ALLOW_LOOPBACK")
     # The Secrets Manager secret (ARN or name) holding the pseudonym key; unset → a random key per
     # process (privacy.py). The template sets it to its PseudonymKey.
     pseudonym_key_secret_id: str | None = Field(None, alias="PSEUDONYM_KEY_SECRET_ID")
