@@ -82,7 +82,23 @@ def invoke_asynchronously() -> None:
     eventbridge._dispatch_to_lambda = dispatch_async
 
 
-ADAPTERS = {"api_key_id": fill_api_key_id, "async_invoke": invoke_asynchronously}
+def count_requests_as_tls() -> None:
+    """AWS serves its APIs over HTTPS only, so aws:SecureTransport is true for every SDK call and the
+    template's TlsOnly queue policies deny nothing the bridge does. ministack serves plain HTTP here
+    and sets the key from the request's scheme: count each request as the HTTPS one it stands for."""
+    pin = app.pin_request_origin
+
+    def pin_as_tls(source_ip: str, secure_transport: bool) -> None:
+        pin(source_ip, True)
+
+    app.pin_request_origin = pin_as_tls
+
+
+ADAPTERS = {
+    "api_key_id": fill_api_key_id,
+    "async_invoke": invoke_asynchronously,
+    "tls_transport": count_requests_as_tls,
+}
 
 
 def main() -> None:

@@ -317,7 +317,7 @@ def adapt_gateway_responses(emulator: Emulator, stack: Stack) -> int:
 
 
 # Adapters inside the emulator's process (emulator_boot.py) and the ones this driver applies.
-EMULATOR_ADAPTERS = ("api_key_id", "async_invoke")
+EMULATOR_ADAPTERS = ("api_key_id", "async_invoke", "tls_transport")
 DRIVER_ADAPTERS = ("esm_types", "gateway_responses")
 
 
