@@ -59,7 +59,8 @@ FUNCTIONS = {  # logical id → (handler folder, sample events)
 
 @pytest.fixture(scope="module")
 def template() -> Template:
-    return Template(translate(load_sam_template()))
+    # The sandbox listens on loopback: the stack as make e2e deploys it (AllowLoopbackEndpoints).
+    return Template(translate(load_sam_template()), parameters={"AllowLoopbackEndpoints": "true"})
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def props(cfn: Template, logical_id: str) -> dict[str, Any]:
 def resolve(
     cfn: Template, value: Any, *, bound: str = "Default", params: dict[str, Any] | None = None
 ) -> Any:
-    """Resolve parameter Refs and Fn::FindInMap to plain values; leave other intrinsics alone.
+    """Resolve parameter Refs, Fn::FindInMap and a Fn::Sub of those to plain values; leave the rest.
 
     Args:
         bound: which attribute of a parameter to use when ``params`` does not name it
@@ -68,6 +68,15 @@ def resolve(
         if key == "Fn::FindInMap":
             name, top, second = (resolve(cfn, part, bound=bound, params=params) for part in arg)
             return cfn["Mappings"][name][top][second]
+        if key == "Fn::Sub" and isinstance(arg, list):
+            # ["${Name}...", {Name: <Ref or FindInMap>}]: a value made a string, e.g. for an environment.
+            text, variables = arg
+            for name, variable in variables.items():
+                plain = resolve(cfn, variable, bound=bound, params=params)
+                if isinstance(plain, dict):
+                    return value
+                text = text.replace(f"${{{name}}}", str(plain))
+            return value if "${" in text else text
     return value
 
 

@@ -6,6 +6,7 @@ import ast
 import copy
 import json
 import re
+import subprocess
 import tomllib
 from collections.abc import Callable
 from typing import Any
@@ -452,11 +453,25 @@ def test_layer_ships_bytecode_and_not_what_the_runtime_provides(sam_template: di
     recipe = (ROOT / "layers" / "shared" / "Makefile").read_text()
     # Then it builds arm64 wheels for 3.13, drops boto3/botocore and compiles unchecked-hash bytecode
     assert "build-SharedLayer:" in recipe
-    assert "manylinux2014_aarch64" in recipe and "--python-version 3.13" in recipe
+    assert "--python-version 3.13" in recipe
+    assert "--platform manylinux2014_aarch64 " in layer_make().stdout
     assert "botocore" in recipe.split("RUNTIME_PROVIDED =")[1].splitlines()[0]
     assert "compileall" in recipe and "--invalidation-mode unchecked-hash" in recipe
     # from the hashed lock only (tests/unit/test_dependency_locks.py checks the lock itself)
     assert "--require-hashes -r requirements.lock" in recipe
+
+
+def layer_make(*overrides: str) -> subprocess.CompletedProcess[str]:
+    """What sam build would run for the layer (make -n), with these make variables."""
+    command = ["make", "-n", "-C", str(ROOT / "layers" / "shared"), "build-SharedLayer", "ARTIFACTS_DIR=out"]
+    return subprocess.run([*command, *overrides], capture_output=True, text=True, check=False)  # noqa: S603
+
+
+def test_layer_architecture_can_be_overridden_for_a_local_run() -> None:
+    # make e2e builds for this machine: ARCH=x86_64 picks x86_64 wheels, anything else is refused
+    assert "--platform manylinux2014_x86_64 " in layer_make("ARCH=x86_64").stdout
+    refused = layer_make("ARCH=sparc")
+    assert refused.returncode != 0 and "ARCH must be arm64 or x86_64" in refused.stderr
 
 
 def test_every_function_code_folder_has_its_handler(sam_template: dict[str, Any]) -> None:
