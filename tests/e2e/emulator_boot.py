@@ -61,7 +61,8 @@ def invoke_asynchronously() -> None:
         if func is None:
             return func, config, name
         _, qualifier = lambda_svc._lambda_function_name_and_qualifier_from_arn(ref)
-        configs = func.get("event_invoke_configs") or {}
+        base, _, _ = lambda_svc._get_base_func_record_for_ref(ref)  # a version's record has none
+        configs = (base or func).get("event_invoke_configs") or {}
         chosen = configs.get(qualifier or "") or configs.get("$LATEST") or configs.get("")
         return ({**func, "event_invoke_config": chosen} if chosen else func), config, name
 
