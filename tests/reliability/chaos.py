@@ -84,6 +84,7 @@ from pathlib import Path
 from typing import Any
 
 from local.sandbox import Fault, RecordedRequest, Sandbox
+from tests.reliability.aws_faults import AwsFaultDraw, aws_faults
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_GROUPS = ROOT / "local" / "groups.sample.json"
@@ -178,6 +179,8 @@ class ChaosConfig:
     # A "timeout" fault: SALESmanago applies the call after the client gave up (True), or before
     # answering late (False). Late replies expose the bug test_chaos_late_reply_* pins.
     late_replies: bool = True
+    aws_fault_rate: float = 0.02  # per AWS call the bridge makes (SSM, DynamoDB, the dead-letter queue)
+    groups_in: str = "ssm"  # where the group configs live: "ssm" (as deployed) or "file"
 
 
 # Fault mix: (name, weight). The slow ones cost real time (the read timeout), so they are rare.
@@ -778,6 +781,7 @@ class QueuedMessage:
     visible_at: float = 0.0
     first_receive_ms: int | None = None
     crashed: bool = False  # its last receive ended in a crash
+    park_failed: bool = False  # its last receive tried to park it and the dead-letter queue failed
 
     def record(self, arn: str) -> dict[str, Any]:
         attributes = {
@@ -879,17 +883,20 @@ class SqsQueue:
             message.receive_count += 1
             message.first_receive_ms = message.first_receive_ms or int(now * 1000)
             message.visible_at = now + self.config.visibility_timeout_s
-            message.crashed = False
+            message.crashed = message.park_failed = False
         self.receives += len(batch)
         self.in_flight += len(batch)
         return batch
 
-    def settle(self, batch: list[QueuedMessage], failed: set[str] | None, crashed: bool) -> None:
+    def settle(
+        self, batch: list[QueuedMessage], failed: set[str] | None, crashed: bool, park_failed: set[str]
+    ) -> None:
         """After the invocation: delete what succeeded; the rest reappears after the visibility timeout."""
         self.in_flight -= len(batch)
         for message in batch:
             keep = failed is None or message.message_id in failed
             message.crashed = crashed
+            message.park_failed = message.message_id in park_failed
             if keep:
                 if not self.fifo:
                     heapq.heappush(self._heap, (message.visible_at, next(self._order), message))
@@ -1107,6 +1114,7 @@ class DeadLetter:
     reason: dict[str, Any]
     body: Any
     crashed_last: bool = False
+    park_failed_last: bool = False  # the last receive tried to park it; the dead-letter queue failed
     sent_ms: int | None = None  # the original enqueue time, which SQS keeps when it moves a message to a DLQ
     action_attribute: str | None = None  # a raw message's ``action`` attribute, kept by the move too
 
@@ -1123,6 +1131,8 @@ class ChaosRun:
         self.clock = ChaosClock()
         self.dispatcher: Any = None
         self._stack = contextlib.ExitStack()
+        self.aws = AwsFaultDraw(0.0, config.seed + 3)
+        self.aws.on_unknown_send = self._note_unknown_park
         self.reset()
 
     def reset(self) -> None:
@@ -1139,6 +1149,11 @@ class ChaosRun:
         self.metrics: Counter[str] = Counter()
         self.outcome_flags: Counter[str] = Counter()
         self.scripted_faults: list[Fault] = []  # scenarios: injected (once) when the delete targets exist
+        self.aws.reset()
+        self.aws.rate = 0.0
+        self.unknown_parks: set[int] = set()  # a dead letter SQS took while the bridge heard a failure
+        self.handed_back: Counter[str] = Counter()  # records handed back because an AWS call failed
+        self.park_failed: set[str] = set()  # message ids of the last invocation whose parking failed
         if hasattr(self, "sandbox"):
             self.sandbox.reset()
             self.sandbox.draw = self.faults
@@ -1171,6 +1186,7 @@ class ChaosRun:
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws())
+        self._stack.enter_context(aws_faults(self.aws))
         import boto3
 
         # Own names: two runs may be alive at once, and nested moto mocks share one state.
@@ -1194,11 +1210,43 @@ class ChaosRun:
         folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
         self.groups_file = folder / "groups.json"
         self.groups_file.write_text(json.dumps(self.groups))
+        self.parameter_prefix = f"/salesmanago-chaos-{serial}"
+        self.ssm = boto3.client("ssm", region_name=REGION)
+        self.store_groups(self.groups)
         self.watch = watch_for(self.groups)
         self.sandbox.draw = self.faults
         self._capture_output()
         self._wire_handlers()
         self.dispatcher = self._build_dispatcher()
+
+    def store_groups(self, groups: dict[str, dict[str, Any]]) -> None:
+        """The group configs where the bridge reads them: the local file, and SSM as deployed
+        (a SecureString per group, and the API key index, one String per key id)."""
+        self.groups_file.write_text(json.dumps(groups))
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for group_key, config in groups.items():
+            self.ssm.put_parameter(
+                Name=f"{self.parameter_prefix}/groups/{group_key}",
+                Value=json.dumps(config),
+                Type="SecureString",
+                Overwrite=True,
+            )
+            for key_id in config.get("api_key_ids") or []:
+                by_key[key_id].append(group_key)
+        for key_id, group_keys in by_key.items():
+            self.ssm.put_parameter(
+                Name=f"{self.parameter_prefix}/api-keys/{key_id}",
+                Value=json.dumps({"group_keys": sorted(group_keys)}),
+                Type="String",
+                Overwrite=True,
+            )
+
+    def _note_unknown_park(self, body: str) -> None:
+        if self.workload is None:
+            return
+        with contextlib.suppress(ValueError):
+            if (seq := self.workload.seq_of_command(json.loads(body))) is not None:
+                self.unknown_parks.add(seq)
 
     def _capture_output(self) -> None:
         """Every log line and every EMF blob goes through the personal-data watch (and is not printed)."""
@@ -1247,15 +1295,25 @@ class ChaosRun:
         from salesmanago_bridge.client import SalesmanagoClient
         from salesmanago_bridge.deadletters import DeadLetterSink
         from salesmanago_bridge.dispatch import Dispatcher
-        from salesmanago_bridge.errors import OutcomeUnknownError, SalesmanagoTimeoutError, UnavailableError
-        from salesmanago_bridge.groups import FileGroupStore
+        from salesmanago_bridge.errors import (
+            DeadLetterUnavailableError,
+            OutcomeUnknownError,
+            SalesmanagoTimeoutError,
+            UnavailableError,
+        )
+        from salesmanago_bridge.groups import group_store_for
         from salesmanago_bridge.idempotency import EventGuard
         from salesmanago_bridge.settings import Settings
 
         config = self.config
+        groups = (
+            {"SALESMANAGO_GROUPS_FILE": str(self.groups_file)}
+            if config.groups_in == "file"
+            else {"SALESMANAGO_PARAMETER_PREFIX": self.parameter_prefix}
+        )
         settings = Settings.model_validate(
             {
-                "SALESMANAGO_GROUPS_FILE": str(self.groups_file),
+                **groups,
                 "SALESMANAGO_READ_TIMEOUT_S": config.read_timeout_s,
                 "SALESMANAGO_CONNECT_TIMEOUT_S": 1.0,
                 "SALESMANAGO_MAX_RETRY_AFTER_S": config.max_retry_after_s,
@@ -1266,11 +1324,11 @@ class ChaosRun:
             }
         )
         client = SalesmanagoClient(settings, clock=self.clock)
-        guard = EventGuard(
-            self.table, settings.idempotency_ttl_s, clock=self.clock, dynamodb_client=self.dynamodb
-        )
-        sink = DeadLetterSink(self.dlq_url, sqs_client=self.sqs)
-        dispatcher = Dispatcher(settings, FileGroupStore(self.groups_file), client, sink, guard=guard)
+        # The bridge's own AWS clients, as deployed (Powertools builds the idempotency store's): the
+        # AWS fault hooks reach them like any other.
+        guard = EventGuard(self.table, settings.idempotency_ttl_s, clock=self.clock)
+        sink = DeadLetterSink(self.dlq_url)
+        dispatcher = Dispatcher(settings, group_store_for(settings), client, sink, guard=guard)
 
         def watched(call: Callable[..., Any], body_at: int) -> Callable[..., Any]:
             def call_and_note(*args: Any, **kwargs: Any) -> Any:
@@ -1302,10 +1360,15 @@ class ChaosRun:
 
         def dispatch_batch_with_crash(*args: Any, **kwargs: Any) -> Any:
             outcomes = dispatch_batch(*args, **kwargs)
+            self.park_failed = set()
             for outcome in outcomes.outcomes:
                 for flag in ("duplicate", "reconciled"):
                     if outcome.result.get(flag):
                         self.outcome_flags[flag] += 1
+                if str(outcome.status) == "retry" and (cause := _aws_cause(outcome.error)):
+                    self.handed_back[cause] += 1
+                if isinstance(outcome.error, DeadLetterUnavailableError):
+                    self.park_failed.add(outcome.message_id)
             self.crashes.at("after_record")
             return outcomes
 
@@ -1339,7 +1402,11 @@ class ChaosRun:
         except Crash as crash:
             error = crash
             self.crashed.update(seqs)
+            self.park_failed = set()
             self._retire_dispatcher()  # the process is gone: the next invocation is a cold start
+            from aws_lambda_powertools.utilities.parameters import clear_caches
+
+            clear_caches()  # and so are the cached group configs
             self.dispatcher = self._build_dispatcher()
         except Exception as exc:  # judged below: only a TransientError may escape an async consumer
             error = exc
@@ -1399,7 +1466,8 @@ class ChaosRun:
                 for n, (email, group) in enumerate(contacts[start : start + 400])
             ]
             outcomes = self.dispatcher.dispatch_batch(inbounds)
-            assert all(str(o.status) == "applied" for o in outcomes.outcomes), "seeding failed"
+            failed = [o.as_dict() for o in outcomes.outcomes if str(o.status) != "applied"]
+            assert not failed, f"seeding failed: {failed[:3]}"
         self.sandbox.drain()
 
     def play(self, workload: Workload, *, replay: bool = False) -> tuple[Oracle, Verdict, list[DeadLetter]]:
@@ -1432,6 +1500,7 @@ class ChaosRun:
         self.eventbridge = AsyncSource("eventbridge_consumer", self.config, self.clock, self.rng)
         self.faults.rate = self.config.fault_rate
         self.crashes.rate = self.config.crash_rate
+        self.aws.rate = self.config.aws_fault_rate
         to_publish = deque(sorted(workload.commands, key=lambda c: (c.publish_at, c.seq)))
         start = self.clock.time()
         tick = 0
@@ -1453,6 +1522,7 @@ class ChaosRun:
             self.clock.advance_to(start + tick * TICK_S)
         self.faults.rate = 0.0
         self.crashes.rate = 0.0
+        self.aws.rate = 0.0
 
     def _publish(self, command: Command) -> None:
         command.sent_ms = int(self.clock.time()) * 1000
@@ -1494,10 +1564,10 @@ class ChaosRun:
             event = {"Records": [message.record(queue.arn) for message in batch]}
             result, error = self.invoke("sqs_consumer", event, [m.seq for m in batch])
             if error is not None:
-                queue.settle(batch, None, crashed=isinstance(error, Crash))
+                queue.settle(batch, None, crashed=isinstance(error, Crash), park_failed=set())
             else:
                 failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-                queue.settle(batch, failed, crashed=False)
+                queue.settle(batch, failed, crashed=False, park_failed=self.park_failed)
 
     def _poll_async(self, source: AsyncSource) -> None:
         while (invocation := source.due()) is not None:
@@ -1559,6 +1629,7 @@ class ChaosRun:
                         {},
                         message.body,
                         crashed_last=message.crashed,
+                        park_failed_last=message.park_failed,
                         sent_ms=message.sent_ms,
                         action_attribute=message.action_attribute,
                     )
@@ -1589,6 +1660,21 @@ class ChaosRun:
             self._poll(queue)
             self.sandbox.wait_idle()
             self.clock.advance_to(self.clock.time() + self.config.visibility_timeout_s)
+
+
+def _aws_cause(error: Any) -> str | None:
+    """Which AWS dependency a handed-back record's error blames, if any."""
+    from salesmanago_bridge.errors import DeadLetterUnavailableError, UnavailableError
+
+    if isinstance(error, DeadLetterUnavailableError):
+        return "dead-letter queue"
+    if isinstance(error, UnavailableError):
+        message = error.describe()
+        if "idempotency store" in message:
+            return "idempotency store"
+        if "SSM" in message or "group config" in message:
+            return "SSM"
+    return None
 
 
 def _redriven_by_the_cli(
@@ -1809,6 +1895,8 @@ class Oracle:
             verdict.outcomes["applied, then parked after an unknown outcome"] += 1
         elif command.seq in self.delivered_again:
             verdict.outcomes["applied and parked by two deliveries (crash or duplicate)"] += 1
+        elif command.seq in self.run.unknown_parks:
+            verdict.outcomes["applied, and parked by a dead letter SQS took unbeknown to the bridge"] += 1
         else:
             verdict.flag("both", f"{label}: applied and {letters[0].where} {letters[0].error_type}")
 
@@ -1836,7 +1924,7 @@ class Oracle:
         if letter.where == "redrive":
             # A crash on the last receive, or an at-least-once copy back after MAX_RECEIVE_COUNT
             # receives; otherwise the consumer should have parked it, with a reason.
-            return letter.crashed_last or command.seq in self.duplicated
+            return letter.crashed_last or letter.park_failed_last or command.seq in self.duplicated
         if letter.where == "on_failure":
             return letter.error_type in TRANSIENT_ERROR_CLASSES or letter.error_type == CRASH_ERROR_TYPE
         if letter.error_type not in PERMANENT_TYPES:
@@ -1989,6 +2077,8 @@ class ChaosReport:
         sqs, fifo = run.sqs_queue, run.fifo_queue
         violations = {kind: verdict.count(kind) for kind in VIOLATIONS}
         duplicates = len(sqs.duplicated) + len(run.sns.duplicated) + len(run.eventbridge.duplicated)
+        aws_calls = Counter(run.aws.calls)
+        aws_faults = Counter({f"{service} {kind}": n for (service, kind), n in run.aws.drawn.items()})
         rows = [
             (
                 "run",
@@ -2014,6 +2104,16 @@ class ChaosReport:
                 + _join({CRASH_POINT_TEXT[p]: run.crashes.happened[p] for p in CRASH_POINTS}),
             ),
             (
+                "AWS calls",
+                f"{sum(aws_calls.values()):,}: {_join(aws_calls)} · {sum(aws_faults.values()):,} faulted "
+                f"({sum(aws_faults.values()) / max(1, sum(aws_calls.values())):.1%})",
+            ),
+            ("AWS faults", _join(aws_faults) or "none"),
+            (
+                "  handed back",
+                f"{sum(run.handed_back.values()):,} records: {_join(run.handed_back) or 'none'}",
+            ),
+            (
                 "retries",
                 f"SQS redeliveries {sqs.redeliveries:,} · FIFO {fifo.redeliveries:,} · "
                 f"SNS async retries {run.sns.retries:,} · EventBridge {run.eventbridge.retries:,} · "
@@ -2028,7 +2128,8 @@ class ChaosReport:
                 "duplicates",
                 f"events created twice {verdict.count('duplicated')} · redeliveries suppressed "
                 f"by the guard {int(metrics['DuplicatesSuppressed']):,} · dead letters written twice "
-                f"{verdict.notes['dead-lettered more than once']:,}",
+                f"{verdict.notes['dead-lettered more than once']:,} (SQS took one while the bridge heard a "
+                f"failure: {len(run.unknown_parks):,})",
             ),
             (
                 "unknown outcomes",
@@ -2077,6 +2178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=ChaosConfig.fault_rate)
     parser.add_argument("--seed", type=int, default=ChaosConfig.seed)
     parser.add_argument("--crash-rate", type=float, default=ChaosConfig.crash_rate)
+    parser.add_argument(
+        "--aws-fault-rate",
+        type=float,
+        default=ChaosConfig.aws_fault_rate,
+        help="share of the bridge's AWS calls (SSM, DynamoDB, SQS SendMessage) that fail",
+    )
     parser.add_argument("--no-replay", action="store_true", help="skip replaying the dead letters")
     args = parser.parse_args(argv)
     config = ChaosConfig(
@@ -2084,6 +2191,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_rate=args.fault_rate,
         seed=args.seed,
         crash_rate=args.crash_rate,
+        aws_fault_rate=args.aws_fault_rate,
         replay=not args.no_replay,
         progress_every_s=30.0,
     )

@@ -36,7 +36,9 @@ DEFAULT_COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
 DEFAULT_FAULT_RATE = float(os.environ.get("CHAOS_FAULT_RATE", "0.2"))
 DEFAULT_SEED = int(os.environ.get("CHAOS_SEED", str(ChaosConfig.seed)))
 SOURCES = ("sqs", "fifo", "sns", "eventbridge")
-SCENARIO = ChaosConfig(commands=200, fault_rate=0.0, crash_rate=0.0, duplicate_rate=0.0, replay=False)
+SCENARIO = ChaosConfig(
+    commands=200, fault_rate=0.0, crash_rate=0.0, duplicate_rate=0.0, aws_fault_rate=0.0, replay=False
+)
 _first_seq = itertools.count(1_000_000, 10_000)  # scenarios share one sandbox: their commands never meet
 
 # Transient failure classes, each met up to three times in a row: the in-call retries absorb some (a
@@ -96,10 +98,15 @@ def play(
     *,
     faults: tuple[Fault, ...] = (),
     crashes: tuple[str | None, ...] = (),
+    aws: tuple[tuple[str, str, str, int], ...] = (),
     replay: bool = False,
 ) -> Played:
+    """Run ``commands`` with these SALESmanago faults, crash points and AWS faults
+    ((service, operation, kind, calls to let pass first), see ``AwsFaultDraw.inject``)."""
     run.reset()
     run.scripted_faults.extend(faults)
+    for service, operation, kind, after in aws:
+        run.aws.inject(service, operation, kind, after=after)
     run.crashes.script.extend(crashes)
     oracle, verdict, letters = run.play(gen.workload(commands, spread=False), replay=replay)
     run.sandbox.clear_faults()
