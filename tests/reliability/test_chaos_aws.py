@@ -7,6 +7,10 @@ per source; the random run of ``test_chaos.py`` draws them at ``ChaosConfig.aws_
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import pytest
 
 from tests.reliability.chaos import ChaosRun
@@ -40,3 +44,67 @@ def test_chaos_aws_takeover_that_fails_keeps_the_doubt(
     assert played.events(command) == 1
     assert violations(played.verdict) == {}
     assert chaos_run.aws.drawn[("dynamodb", kind)] == 1
+
+
+# ---- the HTTP API: a failing AWS dependency is a 503 with Retry-After, never a 500 -------------------
+API_KINDS = {"ssm": ("throttling", "internal_error", "timeout")}
+API_KINDS["dynamodb"] = ("throttling", "internal_error", "timeout_after_apply")
+# POST /events with an Idempotency-Key makes these DynamoDB calls, in order: the key's record (put,
+# then completed), the event's claim (batch read, conditional put) and its completion (batch write).
+EVENT_CALLS = ("PutItem", "UpdateItem", "BatchGetItem", "PutItem", "BatchWriteItem")
+API_ATTEMPTS = 40
+API_TIME_LEFT_S = 4.0  # a key's in-progress record holds for this long (real time, Powertools' clock)
+
+
+def post_until_answered(run: ChaosRun, path: str, body: dict[str, Any], key: str) -> list[int]:
+    """A client that honours Retry-After: the statuses it met, the last one final (not a 503)."""
+    statuses: list[int] = []
+    for _ in range(API_ATTEMPTS):
+        status, reply = run.call_api(
+            "POST",
+            path,
+            json.dumps(body),
+            headers={"Idempotency-Key": key},
+            request_guard=True,
+            time_left_s=API_TIME_LEFT_S,
+        )
+        statuses.append(status)
+        if status != 503:
+            return statuses
+        assert int(run.api_headers.get("Retry-After", 0)) >= 1, (reply, run.api_headers)
+        run.clock.sleep(int(run.api_headers["Retry-After"]))
+        time.sleep(0.25)  # a key's record left in progress expires in real time
+    return statuses
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "kind", "after"),
+    [("ssm", "*", kind, after) for kind in API_KINDS["ssm"] for after in (0, 1)]
+    + [
+        ("dynamodb", operation, kind, EVENT_CALLS[:position].count(operation))
+        for position, operation in enumerate(EVENT_CALLS)
+        for kind in API_KINDS["dynamodb"]
+    ],
+)
+def test_chaos_aws_api_answers_503_with_retry_after_and_creates_the_event_once(
+    chaos_run: ChaosRun, service: str, operation: str, kind: str, after: int
+):
+    # Given an event posted with an Idempotency-Key, the group configs not cached, and one AWS call
+    # of the request failing
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    chaos_run.reset()
+    clear_caches()
+    chaos_run.aws.inject(service, operation, kind, after=after)
+    gen = generator()
+    command = gen.single("api", "event.create", group="demo-shop")
+    # When the client sends it until it gets an answer other than 503
+    body = {"group_key": command.group_key, "data": command.data}
+    statuses = post_until_answered(chaos_run, "/events", body, key=f"key-{command.seq}")
+    # Then the failure was a 503 (with Retry-After), never a 500, and the event exists once
+    assert chaos_run.aws.drawn[(service, kind)] == 1, (statuses, chaos_run.aws.calls, chaos_run.aws.script)
+    assert statuses[-1] == 200, statuses
+    assert 500 not in statuses
+    assert statuses[0] == 503 or (operation, after) == ("BatchWriteItem", 0), statuses
+    events = [e for e in chaos_run.sandbox.events() if e["contactEvent"].get("value") == command.seq / 100]
+    assert len(events) == 1
