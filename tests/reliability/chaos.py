@@ -1,9 +1,12 @@
 """Chaos harness: the real consumers against a misbehaving SALESmanago, with the sources simulated.
 
-    python -m tests.reliability.chaos --commands 100000 --fault-rate 0.3     (make chaos N=… RATE=…)
+    python -m tests.reliability.chaos --commands 100000 --fault-rate 0.3 --aws-fault-rate 0.1
+    (make chaos N=… RATE=… AWS_RATE=…)
 
 Real: the three consumers (``functions/*/app.py``) and the whole layer under them, the sandbox over
-HTTP, the idempotency records on moto's DynamoDB and the dead-letter queue on moto's SQS.
+HTTP, the group configs in moto's SSM (read through Powertools Parameters, as deployed), the
+idempotency records on moto's DynamoDB and the dead-letter queue on moto's SQS, each through the
+AWS clients the bridge and Powertools build for themselves.
 
 Simulated, from one seed:
 
@@ -14,6 +17,10 @@ Simulated, from one seed:
   connection (with and without applying), a non-JSON 200, and the permanent refusals:
   ``success:false`` on v2, a bare 400 on v3. Some e-mails are poison (``reject_email``): SALESmanago
   refuses them every time.
+- **AWS misbehaving** (``aws_faults.py``, hooks in botocore's event system): each SSM read, each
+  idempotency call to DynamoDB and each ``SendMessage`` to the dead-letter queue meets a fault with
+  probability ``aws_fault_rate``: throttling, an internal error, a timeout, and the ambiguous ones,
+  a DynamoDB write applied or a dead letter accepted before the caller's timeout.
 - **The process dying** at three named points (``CRASH_POINTS``), with ``crash_rate`` per invocation;
   the container is gone afterwards, so the next invocation builds a new dispatcher.
 - **The sources.** A standard SQS queue (batches, ``batchItemFailures``, a crash returns the whole batch,
@@ -38,13 +45,16 @@ the on-failure destination's error, a redrive) says which command it holds. For 
 - **dead-lettered**: in a dead-letter queue, with a reason that fits (a permanent reason needs a
   permanent cause: invalid input, a poison e-mail, an injected refusal; a transient reason needs the
   last receive on SQS or the third attempt on SNS and EventBridge; a redrive needs a crash on the last
-  receive);
+  receive, or a park the dead-letter queue failed; an invalid command is parked on its first receive
+  unless an AWS fault held it back);
 - never **neither** (lost). **Both** is a violation, unless the bridge could not have known better:
   a call of that command ended without a definite answer before it was parked (a timeout, a dropped
   connection, a 5xx, a non-JSON reply: SALESmanago may have applied it; also an attempt applied by
   SALESmanago that urllib3 retried away inside the call), or the source delivered it
   again after the bridge had decided (a crash lost the decision, or an at-least-once duplicate) and
-  the two deliveries decided differently (one applied it, the other met a refusal). Each delivery
+  the two deliveries decided differently (one applied it, the other met a refusal), or the
+  dead-letter queue took the message while the bridge heard a timeout (the next delivery applied
+  it; ``dead letters written twice`` counts the parked twice). Each delivery
   decides alone; correlating them would need a record of every parking, and the cost of "both" is
   low: the dead letter is safe to replay (upserts are idempotent; an event's idempotency record makes
   the replay find it first), which the replay phase proves. A products command is applied product by

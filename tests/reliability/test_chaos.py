@@ -1,7 +1,8 @@
 """Chaos: the real consumers against a misbehaving SALESmanago, judged by an oracle built from the inputs.
 
-The harness is ``tests/reliability/chaos.py`` (also ``make chaos N=… RATE=…``). Here: the default
-random run (2,000 commands, 20 % faults, crashes at every named point), then scripted scenarios for
+The harness is ``tests/reliability/chaos.py`` (also ``make chaos N=… RATE=… AWS_RATE=…``). Here: the
+default random run (2,000 commands, 20 % SALESmanago faults, 2 % AWS faults, crashes at every named
+point), then scripted scenarios for
 each failure class per source, each crash point, the last receive and the time budget; the
 regressions of what the suite found (a late reply's stale write, a refused lookup, a replay after a
 delete); and three sabotaged runs that prove the oracle sees a lost message, a duplicate event and a
@@ -119,8 +120,8 @@ def violations(verdict: Verdict) -> dict[str, list[str]]:
 
 # ---- the random run -----------------------------------------------------------------------------
 def test_chaos_random_run_loses_and_doubles_nothing():
-    # Given 2,000 commands over four sources, 20 % of SALESmanago requests faulted, 3 % of invocations
-    # crashing at a named point
+    # Given 2,000 commands over four sources, 20 % of SALESmanago requests faulted, 2 % of the AWS calls
+    # (SSM, DynamoDB, the dead-letter queue) faulted, 3 % of invocations crashing at a named point
     config = ChaosConfig(commands=DEFAULT_COMMANDS, fault_rate=DEFAULT_FAULT_RATE, seed=DEFAULT_SEED)
     # When every command has ended somewhere, and every dead letter was replayed
     report = run_chaos(config)
@@ -136,6 +137,11 @@ def test_chaos_random_run_loses_and_doubles_nothing():
     assert report.run.outcome_flags["reconciled"] > 0  # an unknown outcome found, not sent twice
     assert report.run.metrics["DuplicatesSuppressed"] > 0
     assert report.verdict.dead_lettered_by, "no dead letter at all: the oracle judged nothing parked"
+    # AWS failed too, at a low rate: SSM, DynamoDB and the dead-letter queue, records handed back
+    assert {service for service, _ in report.run.aws.drawn} >= {"ssm", "dynamodb", "sqs"}, (
+        report.run.aws.drawn
+    )
+    assert sum(report.run.handed_back.values()) > 0
 
 
 # ---- every transient failure class, per source ------------------------------------------------------
