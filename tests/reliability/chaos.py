@@ -115,7 +115,14 @@ PHONE_PREFIX = "+48 600 "
 EVENT_TYPES = ("PURCHASE", "CART", "VISIT", "LOGIN", "RETURN", "OTHER")
 DATE_BASE_MS = 1_764_000_000_000
 
-STREAMS = ("sqs", "fifo", "sns", "eventbridge")
+STREAMS = ("sqs", "fifo", "sns", "eventbridge", "api")
+API_ROUTES = {
+    "contact.upsert": ("POST", "/contacts"),
+    "event.create": ("POST", "/events"),
+    "products.upsert": ("POST", "/products"),
+    "contact.delete": ("DELETE", "/contacts"),
+}
+API_ATTEMPTS = 30  # a client honouring Retry-After sends a request this many times before giving up
 FUNCTION_OF = {"sqs": "sqs_consumer", "fifo": "sqs_consumer", "sns": "sns_consumer"}
 FUNCTION_OF["eventbridge"] = "eventbridge_consumer"
 CRASH_POINTS = ("before_send", "after_accept", "after_record")
@@ -172,7 +179,8 @@ class ChaosConfig:
     invalid_rate: float = 0.01  # commands that break the contract
     poison_rate: float = 0.005  # commands whose e-mail SALESmanago always refuses
     duplicate_rate: float = 0.005  # at-least-once deliveries of standard SQS, SNS and EventBridge
-    stream_weights: tuple[float, float, float, float] = (0.4, 0.3, 0.15, 0.15)  # sqs, fifo, sns, eb
+    # sqs, fifo, sns, eventbridge, api
+    stream_weights: tuple[float, ...] = (0.38, 0.3, 0.14, 0.14, 0.04)
     publish_per_s: float = 5.0  # arrival rate of new commands (fake time)
     sqs_batch_size: int = 50
     fifo_batch_size: int = 10
@@ -440,6 +448,9 @@ class Command:
         return self.event_date_ms if self.event_date_ms is not None else self.sent_ms
 
 
+API_KINDS = ("contact.upsert", "event.create", "products.upsert", "contact.delete")
+
+
 def _email(local: str) -> str:
     return f"{local}@{EMAIL_DOMAIN}"
 
@@ -539,18 +550,21 @@ class WorkloadGenerator:
         counts = {s: int(total * w / sum(weights)) for s, w in zip(STREAMS, weights, strict=True)}
         counts["sqs"] += total - sum(counts.values())
         commands = [
-            self._any(stream) for stream in ("sqs", "sns", "eventbridge") for _ in range(counts[stream])
+            self._any(stream)
+            for stream in ("sqs", "sns", "eventbridge", "api")
+            for _ in range(counts[stream])
         ]
         return self.workload(commands + self._families(counts["fifo"]))
 
     def _any(self, stream: str) -> Command:
         roll = self.rng.random()
+        if stream == "api":  # the caller hears a refusal itself: only valid commands, each with a date
+            return self.single(stream, self.rng.choices(API_KINDS, (35, 35, 15, 10))[0])
         if roll < self.config.invalid_rate:
             return self.invalid(stream)
         if roll < self.config.invalid_rate + self.config.poison_rate:
             return self.single(stream, self.rng.choice(("contact.upsert", "event.create")), poison=True)
-        kinds = ("contact.upsert", "event.create", "products.upsert", "contact.delete")
-        return self.single(stream, self.rng.choices(kinds, (35, 35, 15, 10))[0])
+        return self.single(stream, self.rng.choices(API_KINDS, (35, 35, 15, 10))[0])
 
     def single(self, stream: str, action: str, *, poison: bool = False, group: str | None = None) -> Command:
         """One valid command that writes an entity nothing else writes (events: a shared pool contact)."""
@@ -585,6 +599,8 @@ class WorkloadGenerator:
             command.id = f"{command.action.split('.')[0]}-{command.seq}"
         if command.stream == "sqs":
             command.wrapper = rng.choices((None, "sns", "eventbridge"), (8, 1, 1))[0]
+        if command.stream == "api":
+            command.id = None  # an API body has no id; an event's Idempotency-Key gives it one
         return command
 
     def invalid(self, stream: str, kind: str | None = None) -> Command:
@@ -693,7 +709,9 @@ class WorkloadGenerator:
             data["externalId"] = f"ext-{seq}"
         if rng.random() < 0.3:
             data["products"] = [f"sku{seq}", "sku-common"]
-        if rng.random() < 0.4:
+        # Through the API always dated: its Idempotency-Key records (which fix a missing date) are
+        # left to test_chaos_aws.py, their in-progress lock runs on the real clock.
+        if command.stream == "api" or rng.random() < 0.4:
             command.event_date_ms = DATE_BASE_MS + seq * 1000
             data["date"] = (
                 command.event_date_ms
@@ -1168,6 +1186,8 @@ class ChaosRun:
         self.park_failed: set[str] = set()  # message ids of the last invocation whose parking failed
         self.aws_retried: set[str] = set()  # message ids of the last invocation handed back by an AWS fault
         self.aws_delayed: set[int] = set()  # commands handed back at least once because of an AWS fault
+        self.api_answers: dict[int, list[int]] = defaultdict(list)  # the statuses an API client met
+        self.api_without_retry_after = 0
         if hasattr(self, "sandbox"):
             self.sandbox.reset()
             self.sandbox.draw = self.faults
@@ -1593,8 +1613,28 @@ class ChaosRun:
                 ]
             }
             self.sns.publish(event, command.seq)
+        elif command.stream == "api":
+            self._post_api(command)
         else:
             self.eventbridge.publish(eventbridge_event(command, self.rng), command.seq)
+
+    def _post_api(self, command: Command) -> None:
+        """A client of the HTTP API: sends the command until the answer is not a 503, waiting
+        ``Retry-After`` (fake time) between tries; the statuses it met are the oracle's."""
+        method, path = API_ROUTES[command.action]
+        body = json.dumps({"group_key": command.group_key, "data": command.data})
+        headers = {"Idempotency-Key": f"chaos-{command.seq}"} if command.action == "event.create" else {}
+        key_id = self.groups[command.group_key]["api_key_ids"][0]
+        statuses = self.api_answers[command.seq]
+        for _ in range(API_ATTEMPTS):
+            self.sandbox.wait_idle()
+            status, _ = self.call_api(method, path, body, api_key_id=key_id, headers=headers)
+            statuses.append(status)
+            if status != 503:
+                return
+            if not self.api_headers.get("Retry-After", "").isdigit():
+                self.api_without_retry_after += 1
+            self.clock.sleep(int(self.api_headers.get("Retry-After") or 1))
 
     def _poll(self, queue: SqsQueue) -> None:
         while batch := queue.receive():
@@ -1747,6 +1787,8 @@ VIOLATIONS = (
     "unrecognised dead letter",
     "unhandled exception",
     "deadline overrun",
+    "API 500",
+    "API unanswered",
     "personal data",
     "replay",
 )
@@ -1876,6 +1918,8 @@ class Oracle:
                 self._judge_valid(command, verdict)
             else:
                 self._judge_invalid(command, verdict)
+            if len(self.parked.get(command.seq, [])) > 1:
+                verdict.notes["dead-lettered more than once"] += 1
         self._judge_order(verdict)
         self._judge_run(verdict)
         return verdict
@@ -1906,11 +1950,12 @@ class Oracle:
         applied, partly = self._applied(command)
         if command.action == "event.create":
             self._judge_event_copies(command, verdict, label)
+        if command.stream == "api":
+            self._judge_api(command, verdict, label, applied, partly)
+            return
         for letter in letters:
             if not self._justified(command, letter):
                 verdict.flag("unjustified dead letter", f"{label}: {letter.where} {letter.error_type}")
-        if len(letters) > 1:
-            verdict.notes["dead-lettered more than once"] += 1
         if command.expect == POISON:
             if partly:
                 verdict.flag("poison applied", label)
@@ -1939,6 +1984,35 @@ class Oracle:
             verdict.outcomes["applied, and parked by a dead letter SQS took unbeknown to the bridge"] += 1
         else:
             verdict.flag("both", f"{label}: applied and {letters[0].where} {letters[0].error_type}")
+
+    def _judge_api(self, command: Command, verdict: Verdict, label: str, applied: bool, partly: bool) -> None:
+        """Through the API the caller hears the outcome: a 200 must be applied; a refusal (502) must
+        not be, unless an attempt before it ended without a definite answer."""
+        statuses = self.run.api_answers.get(command.seq, [])
+        if 500 in statuses:
+            verdict.flag("API 500", f"{label}: {statuses}")
+        final = statuses[-1] if statuses else None
+        if final == 200:
+            if applied:
+                verdict.outcomes["applied"] += 1
+            elif self._after_a_late_write(command):
+                verdict.flag("late write", f"{label}: undone by an earlier write SALESmanago applied late")
+            else:
+                verdict.flag("lost", f"{label}: answered 200, not applied")
+        elif final in (None, 503):
+            verdict.flag("API unanswered", f"{label}: {statuses[-3:]} after {len(statuses)} tries")
+        elif not partly:
+            verdict.outcomes[f"refused to the API caller ({final})"] += 1
+        elif not applied:
+            verdict.outcomes[
+                f"refused to the API caller ({final}), partly applied (one product refused)"
+            ] += 1
+        elif command.seq in self.uncertain:
+            verdict.outcomes[
+                f"applied, then refused to the API caller ({final}) after an unknown outcome"
+            ] += 1
+        else:
+            verdict.flag("both", f"{label}: applied and answered {final}")
 
     def _after_a_late_write(self, command: Command) -> bool:
         """Whether an earlier command for the same contact or product was applied after its reply."""
@@ -2044,6 +2118,8 @@ class Oracle:
             verdict.flag("unhandled exception", f"{text} x{times}")
         for text in self.run.overruns:
             verdict.flag("deadline overrun", text)
+        if self.run.api_without_retry_after:
+            verdict.flag("API 500", f"{self.run.api_without_retry_after} answers 503 without Retry-After")
         for (where, needle), times in self.run.watch.leaks.items():
             verdict.flag("personal data", f"{where}: {needle!r} x{times}")
 
@@ -2051,8 +2127,8 @@ class Oracle:
     def judge_replay(self, verdict: Verdict) -> None:
         self._read_state()
         for command in self.workload.commands:
-            if command.expect != APPLY:
-                continue
+            if command.expect != APPLY or self.run.api_answers.get(command.seq, [200])[-1] != 200:
+                continue  # a refusal the API caller heard is the caller's to send again
             label = f"#{command.seq} {command.stream} {command.action}"
             if command.action == "event.create":
                 copies = len(self.events.get(command.seq, []))
@@ -2130,7 +2206,13 @@ class ChaosReport:
                 "commands",
                 f"{len(commands):,}: sqs {by_stream['sqs']:,} (through a topic {wrapped['sns']:,}, "
                 f"a bus {wrapped['eventbridge']:,}) · fifo {by_stream['fifo']:,} in {families:,} groups · "
-                f"sns {by_stream['sns']:,} · eventbridge {by_stream['eventbridge']:,}",
+                f"sns {by_stream['sns']:,} · eventbridge {by_stream['eventbridge']:,} · "
+                f"api {by_stream['api']:,}",
+            ),
+            (
+                "API",
+                f"{sum(len(s) for s in run.api_answers.values()):,} requests, answered "
+                + (_join(Counter(s for statuses in run.api_answers.values() for s in statuses)) or "none"),
             ),
             ("  by action", _join(by_action)),
             (
@@ -2164,6 +2246,10 @@ class ChaosReport:
             ),
             ("applied", _join({k: v for k, v in verdict.outcomes.items() if k.startswith("applied")})),
             ("dead-lettered", _join({k: v for k, v in verdict.outcomes.items() if k.startswith("dead")})),
+            (
+                "API refused",
+                _join({k: v for k, v in verdict.outcomes.items() if k.startswith("refused")}) or "none",
+            ),
             ("  by reason", _join(verdict.dead_lettered_by)),
             (
                 "duplicates",
