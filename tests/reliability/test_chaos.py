@@ -137,10 +137,9 @@ def test_chaos_random_run_loses_and_doubles_nothing():
     assert report.run.outcome_flags["reconciled"] > 0  # an unknown outcome found, not sent twice
     assert report.run.metrics["DuplicatesSuppressed"] > 0
     assert report.verdict.dead_lettered_by, "no dead letter at all: the oracle judged nothing parked"
-    # AWS failed too, at a low rate: SSM, DynamoDB and the dead-letter queue, records handed back
-    assert {service for service, _ in report.run.aws.drawn} >= {"ssm", "dynamodb", "sqs"}, (
-        report.run.aws.drawn
-    )
+    # AWS failed too, at a low rate (each service and kind is scripted in test_chaos_aws.py), and
+    # records were handed back because of it
+    assert report.run.aws.drawn[("dynamodb", "throttling")] > 0, report.run.aws.drawn
     assert sum(report.run.handed_back.values()) > 0
 
 

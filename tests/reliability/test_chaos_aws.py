@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.chaos import ChaosRun
-from tests.reliability.test_chaos import chaos_run, generator, play, violations
+from tests.reliability.test_chaos import SOURCES, chaos_run, commands_for, generator, play, violations
 
 __all__ = ["chaos_run"]  # the module's environment, shared with test_chaos.py's scenarios
 
@@ -108,3 +108,51 @@ def test_chaos_aws_api_answers_503_with_retry_after_and_creates_the_event_once(
     assert statuses[0] == 503 or (operation, after) == ("BatchWriteItem", 0), statuses
     events = [e for e in chaos_run.sandbox.events() if e["contactEvent"].get("value") == command.seq / 100]
     assert len(events) == 1
+
+
+# ---- every AWS failure class, per source -------------------------------------------------------------
+# (service, operation, kind): met once by the first such call. The group configs are read cold.
+CONSUMER_FAULTS = [
+    *(("ssm", "GetParameter", kind) for kind in API_KINDS["ssm"]),
+    *(("dynamodb", op, kind) for op in ("BatchGetItem", "PutItem") for kind in API_KINDS["dynamodb"]),
+    ("dynamodb", "BatchWriteItem", "throttling"),  # the completion: applied, not recorded
+]
+DEAD_LETTER_FAULTS = ("refused", "throttling", "internal_error", "timeout_after_accept")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize(("service", "operation", "kind"), CONSUMER_FAULTS)
+def test_chaos_aws_fault_per_source_is_survived(
+    chaos_run: ChaosRun, source: str, service: str, operation: str, kind: str
+):
+    # Given an event and a contact (a FIFO family: with products) and one failing AWS call
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    gen = generator()
+    clear_caches()
+    # When they are delivered until each ends
+    played = play(chaos_run, gen, commands_for(source, gen), aws=((service, operation, kind, 0),))
+    # Then each is applied once, nothing parked, the fault met and the record handed back once
+    assert chaos_run.aws.drawn[(service, kind)] == 1
+    assert violations(played.verdict) == {}
+    assert all(not played.letters(command) for command in played.commands)
+    assert all(played.events(c) == 1 for c in played.commands if c.action == "event.create")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("kind", DEAD_LETTER_FAULTS)
+def test_chaos_aws_dead_letter_queue_fault_per_source_loses_nothing(
+    chaos_run: ChaosRun, source: str, kind: str
+):
+    # Given an invalid command, and the dead-letter queue failing its first SendMessage
+    gen = generator()
+    command = gen.invalid(source, "bad_email")
+    # When it is delivered until it ends
+    played = play(chaos_run, gen, [command], aws=(("sqs", "SendMessage", kind, 0),))
+    # Then it is parked with its reason, on a later delivery: twice if SQS took the first one
+    letters = played.letters(command)
+    assert chaos_run.aws.drawn[("sqs", kind)] == 1
+    assert violations(played.verdict) == {}
+    assert {letter.error_type for letter in letters} == {"validation"}, letters
+    assert len(letters) == (2 if kind == "timeout_after_accept" else 1)
+    assert chaos_run.handed_back["dead-letter queue"] == 1
