@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from local.sandbox import Fault
 from tests.reliability.chaos import ChaosRun
 from tests.reliability.test_chaos import SOURCES, chaos_run, commands_for, generator, play, violations
 
@@ -156,3 +157,20 @@ def test_chaos_aws_dead_letter_queue_fault_per_source_loses_nothing(
     assert {letter.error_type for letter in letters} == {"validation"}, letters
     assert len(letters) == (2 if kind == "timeout_after_accept" else 1)
     assert chaos_run.handed_back["dead-letter queue"] == 1
+
+
+@pytest.mark.parametrize("source", ["sqs", "fifo"])
+def test_chaos_aws_dead_letter_queue_down_on_the_last_receive_ends_in_the_redrive(
+    chaos_run: ChaosRun, source: str
+):
+    # Given a contact SALESmanago never accepts (503 every time), and the dead-letter queue refusing
+    # the consumer's park on the last receive
+    gen = generator()
+    command = gen.single(source, "contact.upsert")
+    fault = Fault("status", status=503, times=100_000)
+    # When it is delivered until it ends
+    played = play(chaos_run, gen, [command], faults=(fault,), aws=(("sqs", "SendMessage", "refused", 0),))
+    chaos_run.sandbox.clear_faults()
+    # Then the queue's redrive policy parks it (no reason: the consumer's own park failed), nothing lost
+    assert [letter.where for letter in played.letters(command)] == ["redrive"]
+    assert violations(played.verdict) == {}
