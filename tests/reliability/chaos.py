@@ -2024,10 +2024,23 @@ class Oracle:
             )
         )
 
+    def _history(self, command: Command) -> str:
+        """What a command met on its way, for a violation's example."""
+        met = {
+            "no definite answer": command.seq in self.uncertain,
+            "delivered to a crash": command.seq in self.run.crashed,
+            "delivered twice": command.seq in self.duplicated,
+            "handed back by AWS": command.seq in self.run.aws_delayed,
+            "applied late": command.seq in self.late_writes,
+            "own id": command.id is not None,
+            "own date": command.event_date_ms is not None,
+        }
+        return ", ".join(name for name, present in met.items() if present) or "nothing of note"
+
     def _judge_event_copies(self, command: Command, verdict: Verdict, label: str) -> None:
         copies = self.events.get(command.seq, [])
         if len(copies) > 1:
-            verdict.flag("duplicated", f"{label}: {len(copies)} events")
+            verdict.flag("duplicated", f"{label}: {len(copies)} events ({self._history(command)})")
         for event in copies:
             if event["contactEvent"].get("date") != command.expected_date_ms:
                 verdict.flag("event date", f"{label}: date differs from the command's")
