@@ -1432,11 +1432,14 @@ class ChaosRun:
         self.crashes.arm()
         result: Any = None
         error: BaseException | None = None
+        aws_faults_before = sum(self.aws.drawn.values())
         try:
             result = self.handlers[function](event, context)
         except Crash as crash:
             error = crash
             self.crashed.update(seqs)
+            if sum(self.aws.drawn.values()) != aws_faults_before:  # a park it failed died with it
+                self.aws_delayed.update(seqs)
             self.park_failed, self.aws_retried = set(), set()
             self._retire_dispatcher()  # the process is gone: the next invocation is a cold start
             from aws_lambda_powertools.utilities.parameters import clear_caches

@@ -174,3 +174,18 @@ def test_chaos_aws_dead_letter_queue_down_on_the_last_receive_ends_in_the_redriv
     # Then the queue's redrive policy parks it (no reason: the consumer's own park failed), nothing lost
     assert [letter.where for letter in played.letters(command)] == ["redrive"]
     assert violations(played.verdict) == {}
+
+
+def test_chaos_aws_fifo_message_held_back_before_it_was_understood_holds_back_its_group(chaos_run: ChaosRun):
+    # Given two upserts of one contact in one FIFO group, delivered in one batch, and the first one's
+    # group config read from SSM throttled (the second one's read succeeds)
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    gen = generator()
+    commands = gen.family(["contact.upsert", "contact.upsert"])
+    clear_caches()
+    # When they are delivered until each ends
+    played = play(chaos_run, gen, commands, aws=(("ssm", "GetParameter", "throttling", 0),))
+    # Then the second waits for the first: the contact ends as the second upsert wrote it
+    assert chaos_run.aws.drawn[("ssm", "throttling")] == 1
+    assert violations(played.verdict) == {}

@@ -18,7 +18,7 @@ from functools import lru_cache, partial
 from traceback import format_exc
 from typing import TYPE_CHECKING, Any
 
-from salesmanago_bridge.batching import Chunk, Work, ordering_keys, plan_chunks, plan_rounds
+from salesmanago_bridge.batching import Chunk, Work, held_back_keys, ordering_keys, plan_chunks, plan_rounds
 from salesmanago_bridge.claims import ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import (
@@ -172,13 +172,17 @@ class Dispatcher:
         outcomes: dict[int, Outcome] = {}
         try:
             works = []
+            held: dict[str, int] = {}  # ordering key -> first message handed back before it was work
             for position, inbound in enumerate(inbounds):
                 prepared = self._prepare(position, inbound)
                 if isinstance(prepared, Outcome):
                     outcomes[position] = prepared
+                    if prepared.status is Status.RETRY:
+                        for key in held_back_keys(inbound):
+                            held.setdefault(key, position)
                 else:
                     works.append(prepared)
-            results = self._execute(works)
+            results = self._execute(works, held)
             for work in works:
                 outcomes[work.position] = self._conclude(work.inbound, work.command, results[work.position])
         finally:
@@ -238,14 +242,18 @@ class Dispatcher:
         return InternalError(f"unexpected {type(exc).__name__}")
 
     # ---- executing ------------------------------------------------------------------------
-    def _execute(self, works: list[Work]) -> Results:
-        """Run the plan round by round; a transient failure holds back its contact's later commands."""
+    def _execute(self, works: list[Work], held: dict[str, int] | None = None) -> Results:
+        """Run the plan round by round; a transient failure holds back its contact's later commands,
+        as does a message handed back before it became work (``held``: key -> its position)."""
         results: Results = {}
         blocked: set[str] = set()
+        held = held or {}
         for round_works in plan_rounds(works):
             ready = []
             for work in round_works:
-                if work.keys & blocked:
+                if work.keys & blocked or any(
+                    held.get(key, work.position) < work.position for key in work.keys
+                ):
                     results[work.position] = HeldForOrderError(
                         "an earlier command for the same contact must succeed first"
                     )
