@@ -191,3 +191,18 @@ def test_chaos_aws_fifo_message_held_back_before_it_was_understood_holds_back_it
     # Then the second waits for the first: the contact ends as the second upsert wrote it
     assert chaos_run.aws.drawn[("ssm", "throttling")] == 1
     assert violations(played.verdict) == {}
+
+
+def test_chaos_aws_refused_command_the_dead_letter_queue_cannot_take_holds_back_its_group(
+    chaos_run: ChaosRun,
+):
+    # Given an upsert and then a delete of one contact in one FIFO group, delivered in one batch: the
+    # upsert refused once by SALESmanago, and the dead-letter queue refusing to take it
+    gen = generator()
+    commands = gen.family(["contact.upsert", "contact.upsert", "contact.delete"])
+    refusal = Fault("success_false", path="contact/upsert", message="refused once")
+    # When they are delivered until each ends
+    played = play(chaos_run, gen, commands, faults=(refusal,), aws=(("sqs", "SendMessage", "refused", 0),))
+    # Then the upsert kept at its source holds back the delete: the contact ends deleted, not revived
+    assert chaos_run.aws.drawn[("sqs", "refused")] == 1
+    assert violations(played.verdict) == {}

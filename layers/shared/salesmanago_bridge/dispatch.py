@@ -182,9 +182,14 @@ class Dispatcher:
                             held.setdefault(key, position)
                 else:
                     works.append(prepared)
-            results = self._execute(works, held)
+            results = self._execute(
+                works, held, park=lambda work, error: self._conclude_work(work, error, outcomes)
+            )
             for work in works:
-                outcomes[work.position] = self._conclude(work.inbound, work.command, results[work.position])
+                if work.position not in outcomes:
+                    outcomes[work.position] = self._conclude(
+                        work.inbound, work.command, results[work.position]
+                    )
         finally:
             self._log_summary(outcomes.values())
             metrics.flush()
@@ -242,9 +247,21 @@ class Dispatcher:
         return InternalError(f"unexpected {type(exc).__name__}")
 
     # ---- executing ------------------------------------------------------------------------
-    def _execute(self, works: list[Work], held: dict[str, int] | None = None) -> Results:
+    def _conclude_work(self, work: Work, error: BridgeError, outcomes: dict[int, Outcome]) -> Outcome:
+        outcomes[work.position] = outcome = self._conclude(work.inbound, work.command, error)
+        return outcome
+
+    def _execute(
+        self,
+        works: list[Work],
+        held: dict[str, int] | None = None,
+        park: Callable[[Work, BridgeError], Outcome] | None = None,
+    ) -> Results:
         """Run the plan round by round; a transient failure holds back its contact's later commands,
-        as does a message handed back before it became work (``held``: key -> its position)."""
+        as does a message handed back before it became work (``held``: key -> its position).
+
+        ``park`` concludes a permanent failure as soon as its round ends: if the dead-letter queue
+        cannot take it, it stays at its source, and its later commands must wait for it too."""
         results: Results = {}
         blocked: set[str] = set()
         held = held or {}
@@ -270,7 +287,10 @@ class Dispatcher:
                 results.update({work.position: error for work in ready})
             for work in round_works:
                 result = results[work.position]
-                if isinstance(result, BridgeError) and result.retryable:
+                if isinstance(result, BridgeError) and not result.retryable and park is not None:
+                    if park(work, result).status is Status.RETRY:
+                        blocked |= work.keys
+                elif isinstance(result, BridgeError) and result.retryable:
                     blocked |= work.keys
         return results
 
