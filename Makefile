@@ -160,8 +160,9 @@ bench-deployed: $(STAMP) ## cold start as deployed, each function with priming o
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.deployed --samples $(or $(SAMPLES),3)
 
 .PHONY: chaos fuzz
-chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 [SEED=7]
-	$(BIN)/python -m tests.reliability.chaos --commands $(or $(N),10000) --fault-rate $(or $(RATE),0.3) $(if $(SEED),--seed $(SEED))
+chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 AWS_RATE=0.1 [SEED=7]
+	$(BIN)/python -m tests.reliability.chaos --commands $(or $(N),10000) --fault-rate $(or $(RATE),0.3) \
+		--aws-fault-rate $(or $(AWS_RATE),0.1) $(if $(SEED),--seed $(SEED))
 
 fuzz: $(STAMP) ## hostile payloads against every handler (1,000 examples per main property)
 	FUZZ_PROFILE=fuzz $(BIN)/pytest -q --hypothesis-show-statistics tests/reliability/test_fuzz.py

@@ -1,9 +1,12 @@
 """Chaos harness: the real consumers against a misbehaving SALESmanago, with the sources simulated.
 
-    python -m tests.reliability.chaos --commands 100000 --fault-rate 0.3     (make chaos N=… RATE=…)
+    python -m tests.reliability.chaos --commands 100000 --fault-rate 0.3 --aws-fault-rate 0.1
+    (make chaos N=… RATE=… AWS_RATE=…)
 
 Real: the three consumers (``functions/*/app.py``) and the whole layer under them, the sandbox over
-HTTP, the idempotency records on moto's DynamoDB and the dead-letter queue on moto's SQS.
+HTTP, the group configs in moto's SSM (read through Powertools Parameters, as deployed), the
+idempotency records on moto's DynamoDB and the dead-letter queue on moto's SQS, each through the
+AWS clients the bridge and Powertools build for themselves.
 
 Simulated, from one seed:
 
@@ -14,6 +17,10 @@ Simulated, from one seed:
   connection (with and without applying), a non-JSON 200, and the permanent refusals:
   ``success:false`` on v2, a bare 400 on v3. Some e-mails are poison (``reject_email``): SALESmanago
   refuses them every time.
+- **AWS misbehaving** (``aws_faults.py``, hooks in botocore's event system): each SSM read, each
+  idempotency call to DynamoDB and each ``SendMessage`` to the dead-letter queue meets a fault with
+  probability ``aws_fault_rate``: throttling, an internal error, a timeout, and the ambiguous ones,
+  a DynamoDB write applied or a dead letter accepted before the caller's timeout.
 - **The process dying** at three named points (``CRASH_POINTS``), with ``crash_rate`` per invocation;
   the container is gone afterwards, so the next invocation builds a new dispatcher.
 - **The sources.** A standard SQS queue (batches, ``batchItemFailures``, a crash returns the whole batch,
@@ -38,13 +45,16 @@ the on-failure destination's error, a redrive) says which command it holds. For 
 - **dead-lettered**: in a dead-letter queue, with a reason that fits (a permanent reason needs a
   permanent cause: invalid input, a poison e-mail, an injected refusal; a transient reason needs the
   last receive on SQS or the third attempt on SNS and EventBridge; a redrive needs a crash on the last
-  receive);
+  receive, or a park the dead-letter queue failed; an invalid command is parked on its first receive
+  unless an AWS fault held it back);
 - never **neither** (lost). **Both** is a violation, unless the bridge could not have known better:
   a call of that command ended without a definite answer before it was parked (a timeout, a dropped
   connection, a 5xx, a non-JSON reply: SALESmanago may have applied it; also an attempt applied by
   SALESmanago that urllib3 retried away inside the call), or the source delivered it
   again after the bridge had decided (a crash lost the decision, or an at-least-once duplicate) and
-  the two deliveries decided differently (one applied it, the other met a refusal). Each delivery
+  the two deliveries decided differently (one applied it, the other met a refusal), or the
+  dead-letter queue took the message while the bridge heard a timeout (the next delivery applied
+  it; ``dead letters written twice`` counts the parked twice). Each delivery
   decides alone; correlating them would need a record of every parking, and the cost of "both" is
   low: the dead letter is safe to replay (upserts are idempotent; an event's idempotency record makes
   the replay find it first), which the replay phase proves. A products command is applied product by
@@ -84,6 +94,7 @@ from pathlib import Path
 from typing import Any
 
 from local.sandbox import Fault, RecordedRequest, Sandbox
+from tests.reliability.aws_faults import AwsFaultDraw, aws_faults
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_GROUPS = ROOT / "local" / "groups.sample.json"
@@ -104,7 +115,14 @@ PHONE_PREFIX = "+48 600 "
 EVENT_TYPES = ("PURCHASE", "CART", "VISIT", "LOGIN", "RETURN", "OTHER")
 DATE_BASE_MS = 1_764_000_000_000
 
-STREAMS = ("sqs", "fifo", "sns", "eventbridge")
+STREAMS = ("sqs", "fifo", "sns", "eventbridge", "api")
+API_ROUTES = {
+    "contact.upsert": ("POST", "/contacts"),
+    "event.create": ("POST", "/events"),
+    "products.upsert": ("POST", "/products"),
+    "contact.delete": ("DELETE", "/contacts"),
+}
+API_ATTEMPTS = 30  # a client honouring Retry-After sends a request this many times before giving up
 FUNCTION_OF = {"sqs": "sqs_consumer", "fifo": "sqs_consumer", "sns": "sns_consumer"}
 FUNCTION_OF["eventbridge"] = "eventbridge_consumer"
 CRASH_POINTS = ("before_send", "after_accept", "after_record")
@@ -143,6 +161,7 @@ TRANSIENT_ERROR_CLASSES = frozenset(
 )
 CRASH_ERROR_TYPE = "Runtime.ExitError"  # what Lambda reports when the process dies
 TICK_S = 10.0  # the pollers look at the queues this often (fake time)
+SEED_ATTEMPTS = 5  # the contacts the deletes remove are created before the faults start
 ASYNC_RETRY_DELAYS_S = (60.0, 120.0)  # Lambda's async retries: after 1, then 2 minutes
 ORDERED_FIELDS = ("name", "phone", "company", "city")  # the contact fields the order check compares
 PRODUCT_MARKER = re.compile(r"^s(\d+)$")
@@ -161,7 +180,8 @@ class ChaosConfig:
     invalid_rate: float = 0.01  # commands that break the contract
     poison_rate: float = 0.005  # commands whose e-mail SALESmanago always refuses
     duplicate_rate: float = 0.005  # at-least-once deliveries of standard SQS, SNS and EventBridge
-    stream_weights: tuple[float, float, float, float] = (0.4, 0.3, 0.15, 0.15)  # sqs, fifo, sns, eb
+    # sqs, fifo, sns, eventbridge, api
+    stream_weights: tuple[float, ...] = (0.38, 0.3, 0.14, 0.14, 0.04)
     publish_per_s: float = 5.0  # arrival rate of new commands (fake time)
     sqs_batch_size: int = 50
     fifo_batch_size: int = 10
@@ -178,6 +198,8 @@ class ChaosConfig:
     # A "timeout" fault: SALESmanago applies the call after the client gave up (True), or before
     # answering late (False). Late replies expose the bug test_chaos_late_reply_* pins.
     late_replies: bool = True
+    aws_fault_rate: float = 0.02  # per AWS call the bridge makes (SSM, DynamoDB, the dead-letter queue)
+    groups_in: str = "ssm"  # where the group configs live: "ssm" (as deployed) or "file"
 
 
 # Fault mix: (name, weight). The slow ones cost real time (the read timeout), so they are rare.
@@ -427,6 +449,9 @@ class Command:
         return self.event_date_ms if self.event_date_ms is not None else self.sent_ms
 
 
+API_KINDS = ("contact.upsert", "event.create", "products.upsert", "contact.delete")
+
+
 def _email(local: str) -> str:
     return f"{local}@{EMAIL_DOMAIN}"
 
@@ -526,18 +551,21 @@ class WorkloadGenerator:
         counts = {s: int(total * w / sum(weights)) for s, w in zip(STREAMS, weights, strict=True)}
         counts["sqs"] += total - sum(counts.values())
         commands = [
-            self._any(stream) for stream in ("sqs", "sns", "eventbridge") for _ in range(counts[stream])
+            self._any(stream)
+            for stream in ("sqs", "sns", "eventbridge", "api")
+            for _ in range(counts[stream])
         ]
         return self.workload(commands + self._families(counts["fifo"]))
 
     def _any(self, stream: str) -> Command:
         roll = self.rng.random()
+        if stream == "api":  # the caller hears a refusal itself: only valid commands, each with a date
+            return self.single(stream, self.rng.choices(API_KINDS, (35, 35, 15, 10))[0])
         if roll < self.config.invalid_rate:
             return self.invalid(stream)
         if roll < self.config.invalid_rate + self.config.poison_rate:
             return self.single(stream, self.rng.choice(("contact.upsert", "event.create")), poison=True)
-        kinds = ("contact.upsert", "event.create", "products.upsert", "contact.delete")
-        return self.single(stream, self.rng.choices(kinds, (35, 35, 15, 10))[0])
+        return self.single(stream, self.rng.choices(API_KINDS, (35, 35, 15, 10))[0])
 
     def single(self, stream: str, action: str, *, poison: bool = False, group: str | None = None) -> Command:
         """One valid command that writes an entity nothing else writes (events: a shared pool contact)."""
@@ -572,6 +600,8 @@ class WorkloadGenerator:
             command.id = f"{command.action.split('.')[0]}-{command.seq}"
         if command.stream == "sqs":
             command.wrapper = rng.choices((None, "sns", "eventbridge"), (8, 1, 1))[0]
+        if command.stream == "api":
+            command.id = None  # an API body has no id; an event's Idempotency-Key gives it one
         return command
 
     def invalid(self, stream: str, kind: str | None = None) -> Command:
@@ -680,7 +710,9 @@ class WorkloadGenerator:
             data["externalId"] = f"ext-{seq}"
         if rng.random() < 0.3:
             data["products"] = [f"sku{seq}", "sku-common"]
-        if rng.random() < 0.4:
+        # Through the API always dated: its Idempotency-Key records (which fix a missing date) are
+        # left to test_chaos_aws.py, their in-progress lock runs on the real clock.
+        if command.stream == "api" or rng.random() < 0.4:
             command.event_date_ms = DATE_BASE_MS + seq * 1000
             data["date"] = (
                 command.event_date_ms
@@ -778,6 +810,7 @@ class QueuedMessage:
     visible_at: float = 0.0
     first_receive_ms: int | None = None
     crashed: bool = False  # its last receive ended in a crash
+    park_failed: bool = False  # its last receive tried to park it and the dead-letter queue failed
 
     def record(self, arn: str) -> dict[str, Any]:
         attributes = {
@@ -879,17 +912,20 @@ class SqsQueue:
             message.receive_count += 1
             message.first_receive_ms = message.first_receive_ms or int(now * 1000)
             message.visible_at = now + self.config.visibility_timeout_s
-            message.crashed = False
+            message.crashed = message.park_failed = False
         self.receives += len(batch)
         self.in_flight += len(batch)
         return batch
 
-    def settle(self, batch: list[QueuedMessage], failed: set[str] | None, crashed: bool) -> None:
+    def settle(
+        self, batch: list[QueuedMessage], failed: set[str] | None, crashed: bool, park_failed: set[str]
+    ) -> None:
         """After the invocation: delete what succeeded; the rest reappears after the visibility timeout."""
         self.in_flight -= len(batch)
         for message in batch:
             keep = failed is None or message.message_id in failed
             message.crashed = crashed
+            message.park_failed = message.message_id in park_failed
             if keep:
                 if not self.fifo:
                     heapq.heappush(self._heap, (message.visible_at, next(self._order), message))
@@ -1107,6 +1143,7 @@ class DeadLetter:
     reason: dict[str, Any]
     body: Any
     crashed_last: bool = False
+    park_failed_last: bool = False  # the last receive tried to park it; the dead-letter queue failed
     sent_ms: int | None = None  # the original enqueue time, which SQS keeps when it moves a message to a DLQ
     action_attribute: str | None = None  # a raw message's ``action`` attribute, kept by the move too
 
@@ -1122,7 +1159,11 @@ class ChaosRun:
         self.rng = random.Random(config.seed)
         self.clock = ChaosClock()
         self.dispatcher: Any = None
+        self._request_guard: Any = None
+        self.api_headers: dict[str, str] = {}
         self._stack = contextlib.ExitStack()
+        self.aws = AwsFaultDraw(0.0, config.seed + 3)
+        self.aws.on_unknown_send = self._note_unknown_park
         self.reset()
 
     def reset(self) -> None:
@@ -1139,6 +1180,15 @@ class ChaosRun:
         self.metrics: Counter[str] = Counter()
         self.outcome_flags: Counter[str] = Counter()
         self.scripted_faults: list[Fault] = []  # scenarios: injected (once) when the delete targets exist
+        self.aws.reset()
+        self.aws.rate = 0.0
+        self.unknown_parks: set[int] = set()  # a dead letter SQS took while the bridge heard a failure
+        self.handed_back: Counter[str] = Counter()  # records handed back because an AWS call failed
+        self.park_failed: set[str] = set()  # message ids of the last invocation whose parking failed
+        self.aws_retried: set[str] = set()  # message ids of the last invocation handed back by an AWS fault
+        self.aws_delayed: set[int] = set()  # commands handed back at least once because of an AWS fault
+        self.api_answers: dict[int, list[int]] = defaultdict(list)  # the statuses an API client met
+        self.api_without_retry_after = 0
         if hasattr(self, "sandbox"):
             self.sandbox.reset()
             self.sandbox.draw = self.faults
@@ -1171,6 +1221,7 @@ class ChaosRun:
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws())
+        self._stack.enter_context(aws_faults(self.aws))
         import boto3
 
         # Own names: two runs may be alive at once, and nested moto mocks share one state.
@@ -1194,11 +1245,43 @@ class ChaosRun:
         folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
         self.groups_file = folder / "groups.json"
         self.groups_file.write_text(json.dumps(self.groups))
+        self.parameter_prefix = f"/salesmanago-chaos-{serial}"
+        self.ssm = boto3.client("ssm", region_name=REGION)
+        self.store_groups(self.groups)
         self.watch = watch_for(self.groups)
         self.sandbox.draw = self.faults
         self._capture_output()
         self._wire_handlers()
         self.dispatcher = self._build_dispatcher()
+
+    def store_groups(self, groups: dict[str, dict[str, Any]]) -> None:
+        """The group configs where the bridge reads them: the local file, and SSM as deployed
+        (a SecureString per group, and the API key index, one String per key id)."""
+        self.groups_file.write_text(json.dumps(groups))
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for group_key, config in groups.items():
+            self.ssm.put_parameter(
+                Name=f"{self.parameter_prefix}/groups/{group_key}",
+                Value=json.dumps(config),
+                Type="SecureString",
+                Overwrite=True,
+            )
+            for key_id in config.get("api_key_ids") or []:
+                by_key[key_id].append(group_key)
+        for key_id, group_keys in by_key.items():
+            self.ssm.put_parameter(
+                Name=f"{self.parameter_prefix}/api-keys/{key_id}",
+                Value=json.dumps({"group_keys": sorted(group_keys)}),
+                Type="String",
+                Overwrite=True,
+            )
+
+    def _note_unknown_park(self, body: str) -> None:
+        if self.workload is None:
+            return
+        with contextlib.suppress(ValueError):
+            if (seq := self.workload.seq_of_command(json.loads(body))) is not None:
+                self.unknown_parks.add(seq)
 
     def _capture_output(self) -> None:
         """Every log line and every EMF blob goes through the personal-data watch (and is not printed)."""
@@ -1247,15 +1330,25 @@ class ChaosRun:
         from salesmanago_bridge.client import SalesmanagoClient
         from salesmanago_bridge.deadletters import DeadLetterSink
         from salesmanago_bridge.dispatch import Dispatcher
-        from salesmanago_bridge.errors import OutcomeUnknownError, SalesmanagoTimeoutError, UnavailableError
-        from salesmanago_bridge.groups import FileGroupStore
+        from salesmanago_bridge.errors import (
+            DeadLetterUnavailableError,
+            OutcomeUnknownError,
+            SalesmanagoTimeoutError,
+            UnavailableError,
+        )
+        from salesmanago_bridge.groups import group_store_for
         from salesmanago_bridge.idempotency import EventGuard
         from salesmanago_bridge.settings import Settings
 
         config = self.config
+        groups = (
+            {"SALESMANAGO_GROUPS_FILE": str(self.groups_file)}
+            if config.groups_in == "file"
+            else {"SALESMANAGO_PARAMETER_PREFIX": self.parameter_prefix}
+        )
         settings = Settings.model_validate(
             {
-                "SALESMANAGO_GROUPS_FILE": str(self.groups_file),
+                **groups,
                 "SALESMANAGO_READ_TIMEOUT_S": config.read_timeout_s,
                 "SALESMANAGO_CONNECT_TIMEOUT_S": 1.0,
                 "SALESMANAGO_MAX_RETRY_AFTER_S": config.max_retry_after_s,
@@ -1266,11 +1359,11 @@ class ChaosRun:
             }
         )
         client = SalesmanagoClient(settings, clock=self.clock)
-        guard = EventGuard(
-            self.table, settings.idempotency_ttl_s, clock=self.clock, dynamodb_client=self.dynamodb
-        )
-        sink = DeadLetterSink(self.dlq_url, sqs_client=self.sqs)
-        dispatcher = Dispatcher(settings, FileGroupStore(self.groups_file), client, sink, guard=guard)
+        # The bridge's own AWS clients, as deployed (Powertools builds the idempotency store's): the
+        # AWS fault hooks reach them like any other.
+        guard = EventGuard(self.table, settings.idempotency_ttl_s, clock=self.clock)
+        sink = DeadLetterSink(self.dlq_url)
+        dispatcher = Dispatcher(settings, group_store_for(settings), client, sink, guard=guard)
 
         def watched(call: Callable[..., Any], body_at: int) -> Callable[..., Any]:
             def call_and_note(*args: Any, **kwargs: Any) -> Any:
@@ -1302,10 +1395,16 @@ class ChaosRun:
 
         def dispatch_batch_with_crash(*args: Any, **kwargs: Any) -> Any:
             outcomes = dispatch_batch(*args, **kwargs)
+            self.park_failed, self.aws_retried = set(), set()
             for outcome in outcomes.outcomes:
                 for flag in ("duplicate", "reconciled"):
                     if outcome.result.get(flag):
                         self.outcome_flags[flag] += 1
+                if str(outcome.status) == "retry" and (cause := _aws_cause(outcome.error)):
+                    self.handed_back[cause] += 1
+                    self.aws_retried.add(outcome.message_id)
+                if isinstance(outcome.error, DeadLetterUnavailableError):
+                    self.park_failed.add(outcome.message_id)
             self.crashes.at("after_record")
             return outcomes
 
@@ -1334,12 +1433,19 @@ class ChaosRun:
         self.crashes.arm()
         result: Any = None
         error: BaseException | None = None
+        aws_faults_before = sum(self.aws.drawn.values())
         try:
             result = self.handlers[function](event, context)
         except Crash as crash:
             error = crash
             self.crashed.update(seqs)
+            if sum(self.aws.drawn.values()) != aws_faults_before:  # a park it failed died with it
+                self.aws_delayed.update(seqs)
+            self.park_failed, self.aws_retried = set(), set()
             self._retire_dispatcher()  # the process is gone: the next invocation is a cold start
+            from aws_lambda_powertools.utilities.parameters import clear_caches
+
+            clear_caches()  # and so are the cached group configs
             self.dispatcher = self._build_dispatcher()
         except Exception as exc:  # judged below: only a TransientError may escape an async consumer
             error = exc
@@ -1354,24 +1460,46 @@ class ChaosRun:
         return result, error
 
     def call_api(
-        self, method: str, path: str, body: str | None, *, api_key_id: str = "demo-key-id-1"
+        self,
+        method: str,
+        path: str,
+        body: str | None,
+        *,
+        api_key_id: str = "demo-key-id-1",
+        headers: dict[str, str] | None = None,
+        request_guard: bool = False,
+        time_left_s: float = 25.0,
     ) -> tuple[int, dict[str, Any]]:
-        """One request to the HTTP API function on this environment; its reply body is watched too."""
+        """One request to the HTTP API function on this environment; its reply body is watched too,
+        its headers kept in ``api_headers``. ``request_guard``: the ``Idempotency-Key`` records on
+        (Powertools Idempotency on the chaos table, its own DynamoDB client)."""
         from local.api_server import proxy_event
         from local.runner import load_handler
         from salesmanago_bridge import api
 
         event = proxy_event(
-            method, path, headers={"Content-Type": "application/json"}, body=body, api_key_id=api_key_id
+            method,
+            path,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            body=body,
+            api_key_id=api_key_id,
         )
+        if request_guard and self._request_guard is None:
+            self._request_guard = api.RequestGuard(self.table, 86_400)
+        guard = self._request_guard if request_guard else None
         saved = api.get_dispatcher, api.get_request_guard
-        api.get_dispatcher, api.get_request_guard = (lambda: self.dispatcher), (lambda: None)
+        api.get_dispatcher, api.get_request_guard = (lambda: self.dispatcher), (lambda: guard)
         try:
-            reply = load_handler("api").lambda_handler(event, ChaosContext(self.clock, 25, _uuid(self.rng)))
+            context = ChaosContext(self.clock, time_left_s, _uuid(self.rng))
+            reply = load_handler("api").lambda_handler(event, context)
         finally:
             api.get_dispatcher, api.get_request_guard = saved
         self.watch.scan("API body", reply["body"])
         self.wire.extend(self.sandbox.drain())
+        multi = {
+            name: values[-1] for name, values in (reply.get("multiValueHeaders") or {}).items() if values
+        }
+        self.api_headers = {**multi, **(reply.get("headers") or {})}
         return int(reply["statusCode"]), json.loads(reply["body"])
 
     def _note_raised(self, function: str, exc: Exception) -> None:
@@ -1398,8 +1526,16 @@ class ChaosRun:
                 )
                 for n, (email, group) in enumerate(contacts[start : start + 400])
             ]
-            outcomes = self.dispatcher.dispatch_batch(inbounds)
-            assert all(str(o.status) == "applied" for o in outcomes.outcomes), "seeding failed"
+            for _ in range(SEED_ATTEMPTS):  # a busy machine may miss the short read timeout: send again
+                outcomes = self.dispatcher.dispatch_batch(inbounds)
+                pending = {o.message_id for o in outcomes.outcomes if str(o.status) == "retry"}
+                failed = [o.as_dict() for o in outcomes.outcomes if str(o.status) not in ("applied", "retry")]
+                assert not failed, f"seeding failed: {failed[:3]}"
+                inbounds = [inbound for inbound in inbounds if inbound.message_id in pending]
+                if not inbounds:
+                    break
+                self.sandbox.wait_idle()
+            assert not inbounds, f"seeding failed: {len(inbounds)} contacts still handed back"
         self.sandbox.drain()
 
     def play(self, workload: Workload, *, replay: bool = False) -> tuple[Oracle, Verdict, list[DeadLetter]]:
@@ -1432,6 +1568,7 @@ class ChaosRun:
         self.eventbridge = AsyncSource("eventbridge_consumer", self.config, self.clock, self.rng)
         self.faults.rate = self.config.fault_rate
         self.crashes.rate = self.config.crash_rate
+        self.aws.rate = self.config.aws_fault_rate
         to_publish = deque(sorted(workload.commands, key=lambda c: (c.publish_at, c.seq)))
         start = self.clock.time()
         tick = 0
@@ -1453,6 +1590,7 @@ class ChaosRun:
             self.clock.advance_to(start + tick * TICK_S)
         self.faults.rate = 0.0
         self.crashes.rate = 0.0
+        self.aws.rate = 0.0
 
     def _publish(self, command: Command) -> None:
         command.sent_ms = int(self.clock.time()) * 1000
@@ -1486,23 +1624,46 @@ class ChaosRun:
                 ]
             }
             self.sns.publish(event, command.seq)
+        elif command.stream == "api":
+            self._post_api(command)
         else:
             self.eventbridge.publish(eventbridge_event(command, self.rng), command.seq)
+
+    def _post_api(self, command: Command) -> None:
+        """A client of the HTTP API: sends the command until the answer is not a 503, waiting
+        ``Retry-After`` (fake time) between tries; the statuses it met are the oracle's."""
+        method, path = API_ROUTES[command.action]
+        body = json.dumps({"group_key": command.group_key, "data": command.data})
+        headers = {"Idempotency-Key": f"chaos-{command.seq}"} if command.action == "event.create" else {}
+        key_id = self.groups[command.group_key]["api_key_ids"][0]
+        statuses = self.api_answers[command.seq]
+        for _ in range(API_ATTEMPTS):
+            self.sandbox.wait_idle()
+            status, _ = self.call_api(method, path, body, api_key_id=key_id, headers=headers)
+            statuses.append(status)
+            if status != 503:
+                return
+            if not self.api_headers.get("Retry-After", "").isdigit():
+                self.api_without_retry_after += 1
+            self.clock.sleep(int(self.api_headers.get("Retry-After") or 1))
 
     def _poll(self, queue: SqsQueue) -> None:
         while batch := queue.receive():
             event = {"Records": [message.record(queue.arn) for message in batch]}
             result, error = self.invoke("sqs_consumer", event, [m.seq for m in batch])
             if error is not None:
-                queue.settle(batch, None, crashed=isinstance(error, Crash))
+                queue.settle(batch, None, crashed=isinstance(error, Crash), park_failed=set())
             else:
                 failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-                queue.settle(batch, failed, crashed=False)
+                queue.settle(batch, failed, crashed=False, park_failed=self.park_failed)
+                self.aws_delayed |= {m.seq for m in batch if m.message_id in self.aws_retried}
 
     def _poll_async(self, source: AsyncSource) -> None:
         while (invocation := source.due()) is not None:
             _, error = self.invoke(source.function, invocation.event, [invocation.seq])
             source.settle(invocation, error)
+            if self.aws_retried:
+                self.aws_delayed.add(invocation.seq)
             if error is not None and not isinstance(error, Crash):
                 self.watch.scan("on-failure destination", str(error))
 
@@ -1559,6 +1720,7 @@ class ChaosRun:
                         {},
                         message.body,
                         crashed_last=message.crashed,
+                        park_failed_last=message.park_failed,
                         sent_ms=message.sent_ms,
                         action_attribute=message.action_attribute,
                     )
@@ -1591,6 +1753,21 @@ class ChaosRun:
             self.clock.advance_to(self.clock.time() + self.config.visibility_timeout_s)
 
 
+def _aws_cause(error: Any) -> str | None:
+    """Which AWS dependency a handed-back record's error blames, if any."""
+    from salesmanago_bridge.errors import DeadLetterUnavailableError, UnavailableError
+
+    if isinstance(error, DeadLetterUnavailableError):
+        return "dead-letter queue"
+    if isinstance(error, UnavailableError):
+        message = error.describe()
+        if "idempotency store" in message:
+            return "idempotency store"
+        if "SSM" in message or "group config" in message:
+            return "SSM"
+    return None
+
+
 def _redriven_by_the_cli(
     body: str, original_sent_ms: int | None, action_attribute: str | None
 ) -> tuple[str, str | None]:
@@ -1621,6 +1798,8 @@ VIOLATIONS = (
     "unrecognised dead letter",
     "unhandled exception",
     "deadline overrun",
+    "API 500",
+    "API unanswered",
     "personal data",
     "replay",
 )
@@ -1750,6 +1929,8 @@ class Oracle:
                 self._judge_valid(command, verdict)
             else:
                 self._judge_invalid(command, verdict)
+            if len(self.parked.get(command.seq, [])) > 1:
+                verdict.notes["dead-lettered more than once"] += 1
         self._judge_order(verdict)
         self._judge_run(verdict)
         return verdict
@@ -1780,11 +1961,12 @@ class Oracle:
         applied, partly = self._applied(command)
         if command.action == "event.create":
             self._judge_event_copies(command, verdict, label)
+        if command.stream == "api":
+            self._judge_api(command, verdict, label, applied, partly)
+            return
         for letter in letters:
             if not self._justified(command, letter):
                 verdict.flag("unjustified dead letter", f"{label}: {letter.where} {letter.error_type}")
-        if len(letters) > 1:
-            verdict.notes["dead-lettered more than once"] += 1
         if command.expect == POISON:
             if partly:
                 verdict.flag("poison applied", label)
@@ -1809,8 +1991,39 @@ class Oracle:
             verdict.outcomes["applied, then parked after an unknown outcome"] += 1
         elif command.seq in self.delivered_again:
             verdict.outcomes["applied and parked by two deliveries (crash or duplicate)"] += 1
+        elif command.seq in self.run.unknown_parks:
+            verdict.outcomes["applied, and parked by a dead letter SQS took unbeknown to the bridge"] += 1
         else:
             verdict.flag("both", f"{label}: applied and {letters[0].where} {letters[0].error_type}")
+
+    def _judge_api(self, command: Command, verdict: Verdict, label: str, applied: bool, partly: bool) -> None:
+        """Through the API the caller hears the outcome: a 200 must be applied; a refusal (502) must
+        not be, unless an attempt before it ended without a definite answer."""
+        statuses = self.run.api_answers.get(command.seq, [])
+        if 500 in statuses:
+            verdict.flag("API 500", f"{label}: {statuses}")
+        final = statuses[-1] if statuses else None
+        if final == 200:
+            if applied:
+                verdict.outcomes["applied"] += 1
+            elif self._after_a_late_write(command):
+                verdict.flag("late write", f"{label}: undone by an earlier write SALESmanago applied late")
+            else:
+                verdict.flag("lost", f"{label}: answered 200, not applied")
+        elif final in (None, 503):
+            verdict.flag("API unanswered", f"{label}: {statuses[-3:]} after {len(statuses)} tries")
+        elif not partly:
+            verdict.outcomes[f"refused to the API caller ({final})"] += 1
+        elif not applied:
+            verdict.outcomes[
+                f"refused to the API caller ({final}), partly applied (one product refused)"
+            ] += 1
+        elif command.seq in self.uncertain:
+            verdict.outcomes[
+                f"applied, then refused to the API caller ({final}) after an unknown outcome"
+            ] += 1
+        else:
+            verdict.flag("both", f"{label}: applied and answered {final}")
 
     def _after_a_late_write(self, command: Command) -> bool:
         """Whether an earlier command for the same contact or product was applied after its reply."""
@@ -1822,10 +2035,23 @@ class Oracle:
             )
         )
 
+    def _history(self, command: Command) -> str:
+        """What a command met on its way, for a violation's example."""
+        met = {
+            "no definite answer": command.seq in self.uncertain,
+            "delivered to a crash": command.seq in self.run.crashed,
+            "delivered twice": command.seq in self.duplicated,
+            "handed back by AWS": command.seq in self.run.aws_delayed,
+            "applied late": command.seq in self.late_writes,
+            "own id": command.id is not None,
+            "own date": command.event_date_ms is not None,
+        }
+        return ", ".join(name for name, present in met.items() if present) or "nothing of note"
+
     def _judge_event_copies(self, command: Command, verdict: Verdict, label: str) -> None:
         copies = self.events.get(command.seq, [])
         if len(copies) > 1:
-            verdict.flag("duplicated", f"{label}: {len(copies)} events")
+            verdict.flag("duplicated", f"{label}: {len(copies)} events ({self._history(command)})")
         for event in copies:
             if event["contactEvent"].get("date") != command.expected_date_ms:
                 verdict.flag("event date", f"{label}: date differs from the command's")
@@ -1836,7 +2062,7 @@ class Oracle:
         if letter.where == "redrive":
             # A crash on the last receive, or an at-least-once copy back after MAX_RECEIVE_COUNT
             # receives; otherwise the consumer should have parked it, with a reason.
-            return letter.crashed_last or command.seq in self.duplicated
+            return letter.crashed_last or letter.park_failed_last or command.seq in self.duplicated
         if letter.where == "on_failure":
             return letter.error_type in TRANSIENT_ERROR_CLASSES or letter.error_type == CRASH_ERROR_TYPE
         if letter.error_type not in PERMANENT_TYPES:
@@ -1864,7 +2090,8 @@ class Oracle:
                 verdict.flag(
                     "invalid not parked as expected", f"{label}: {letter.error_type} naming {fields}"
                 )
-        if letters and min(letter.reason.get("receive_count", 0) for letter in letters) != 1:
+        first = min((letter.reason.get("receive_count", 0) for letter in letters), default=1)
+        if first != 1 and command.seq not in self.run.aws_delayed:  # an AWS fault may have held it back
             verdict.flag("invalid not parked as expected", f"{label}: not parked on its first receive")
         if self.events.get(command.seq) or command.emails[0] in self.contacts:
             verdict.flag("invalid not parked as expected", f"{label}: reached SALESmanago")
@@ -1915,6 +2142,8 @@ class Oracle:
             verdict.flag("unhandled exception", f"{text} x{times}")
         for text in self.run.overruns:
             verdict.flag("deadline overrun", text)
+        if self.run.api_without_retry_after:
+            verdict.flag("API 500", f"{self.run.api_without_retry_after} answers 503 without Retry-After")
         for (where, needle), times in self.run.watch.leaks.items():
             verdict.flag("personal data", f"{where}: {needle!r} x{times}")
 
@@ -1922,8 +2151,8 @@ class Oracle:
     def judge_replay(self, verdict: Verdict) -> None:
         self._read_state()
         for command in self.workload.commands:
-            if command.expect != APPLY:
-                continue
+            if command.expect != APPLY or self.run.api_answers.get(command.seq, [200])[-1] != 200:
+                continue  # a refusal the API caller heard is the caller's to send again
             label = f"#{command.seq} {command.stream} {command.action}"
             if command.action == "event.create":
                 copies = len(self.events.get(command.seq, []))
@@ -1989,6 +2218,8 @@ class ChaosReport:
         sqs, fifo = run.sqs_queue, run.fifo_queue
         violations = {kind: verdict.count(kind) for kind in VIOLATIONS}
         duplicates = len(sqs.duplicated) + len(run.sns.duplicated) + len(run.eventbridge.duplicated)
+        aws_calls = Counter(run.aws.calls)
+        aws_faults = Counter({f"{service} {kind}": n for (service, kind), n in run.aws.drawn.items()})
         rows = [
             (
                 "run",
@@ -1999,7 +2230,13 @@ class ChaosReport:
                 "commands",
                 f"{len(commands):,}: sqs {by_stream['sqs']:,} (through a topic {wrapped['sns']:,}, "
                 f"a bus {wrapped['eventbridge']:,}) · fifo {by_stream['fifo']:,} in {families:,} groups · "
-                f"sns {by_stream['sns']:,} · eventbridge {by_stream['eventbridge']:,}",
+                f"sns {by_stream['sns']:,} · eventbridge {by_stream['eventbridge']:,} · "
+                f"api {by_stream['api']:,}",
+            ),
+            (
+                "API",
+                f"{sum(len(s) for s in run.api_answers.values()):,} requests, answered "
+                + (_join(Counter(s for statuses in run.api_answers.values() for s in statuses)) or "none"),
             ),
             ("  by action", _join(by_action)),
             (
@@ -2014,6 +2251,16 @@ class ChaosReport:
                 + _join({CRASH_POINT_TEXT[p]: run.crashes.happened[p] for p in CRASH_POINTS}),
             ),
             (
+                "AWS calls",
+                f"{sum(aws_calls.values()):,}: {_join(aws_calls)} · {sum(aws_faults.values()):,} faulted "
+                f"({sum(aws_faults.values()) / max(1, sum(aws_calls.values())):.1%})",
+            ),
+            ("AWS faults", _join(aws_faults) or "none"),
+            (
+                "  handed back",
+                f"{sum(run.handed_back.values()):,} records: {_join(run.handed_back) or 'none'}",
+            ),
+            (
                 "retries",
                 f"SQS redeliveries {sqs.redeliveries:,} · FIFO {fifo.redeliveries:,} · "
                 f"SNS async retries {run.sns.retries:,} · EventBridge {run.eventbridge.retries:,} · "
@@ -2023,12 +2270,17 @@ class ChaosReport:
             ),
             ("applied", _join({k: v for k, v in verdict.outcomes.items() if k.startswith("applied")})),
             ("dead-lettered", _join({k: v for k, v in verdict.outcomes.items() if k.startswith("dead")})),
+            (
+                "API refused",
+                _join({k: v for k, v in verdict.outcomes.items() if k.startswith("refused")}) or "none",
+            ),
             ("  by reason", _join(verdict.dead_lettered_by)),
             (
                 "duplicates",
                 f"events created twice {verdict.count('duplicated')} · redeliveries suppressed "
                 f"by the guard {int(metrics['DuplicatesSuppressed']):,} · dead letters written twice "
-                f"{verdict.notes['dead-lettered more than once']:,}",
+                f"{verdict.notes['dead-lettered more than once']:,} (SQS took one while the bridge heard a "
+                f"failure: {len(run.unknown_parks):,})",
             ),
             (
                 "unknown outcomes",
@@ -2077,6 +2329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=ChaosConfig.fault_rate)
     parser.add_argument("--seed", type=int, default=ChaosConfig.seed)
     parser.add_argument("--crash-rate", type=float, default=ChaosConfig.crash_rate)
+    parser.add_argument(
+        "--aws-fault-rate",
+        type=float,
+        default=ChaosConfig.aws_fault_rate,
+        help="share of the bridge's AWS calls (SSM, DynamoDB, SQS SendMessage) that fail",
+    )
     parser.add_argument("--no-replay", action="store_true", help="skip replaying the dead letters")
     args = parser.parse_args(argv)
     config = ChaosConfig(
@@ -2084,6 +2342,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_rate=args.fault_rate,
         seed=args.seed,
         crash_rate=args.crash_rate,
+        aws_fault_rate=args.aws_fault_rate,
         replay=not args.no_replay,
         progress_every_s=30.0,
     )

@@ -1,7 +1,8 @@
 """Chaos: the real consumers against a misbehaving SALESmanago, judged by an oracle built from the inputs.
 
-The harness is ``tests/reliability/chaos.py`` (also ``make chaos N=… RATE=…``). Here: the default
-random run (2,000 commands, 20 % faults, crashes at every named point), then scripted scenarios for
+The harness is ``tests/reliability/chaos.py`` (also ``make chaos N=… RATE=… AWS_RATE=…``). Here: the
+default random run (2,000 commands, 20 % SALESmanago faults, 2 % AWS faults, crashes at every named
+point), then scripted scenarios for
 each failure class per source, each crash point, the last receive and the time budget; the
 regressions of what the suite found (a late reply's stale write, a refused lookup, a replay after a
 delete); and three sabotaged runs that prove the oracle sees a lost message, a duplicate event and a
@@ -36,7 +37,9 @@ DEFAULT_COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
 DEFAULT_FAULT_RATE = float(os.environ.get("CHAOS_FAULT_RATE", "0.2"))
 DEFAULT_SEED = int(os.environ.get("CHAOS_SEED", str(ChaosConfig.seed)))
 SOURCES = ("sqs", "fifo", "sns", "eventbridge")
-SCENARIO = ChaosConfig(commands=200, fault_rate=0.0, crash_rate=0.0, duplicate_rate=0.0, replay=False)
+SCENARIO = ChaosConfig(
+    commands=200, fault_rate=0.0, crash_rate=0.0, duplicate_rate=0.0, aws_fault_rate=0.0, replay=False
+)
 _first_seq = itertools.count(1_000_000, 10_000)  # scenarios share one sandbox: their commands never meet
 
 # Transient failure classes, each met up to three times in a row: the in-call retries absorb some (a
@@ -96,10 +99,15 @@ def play(
     *,
     faults: tuple[Fault, ...] = (),
     crashes: tuple[str | None, ...] = (),
+    aws: tuple[tuple[str, str, str, int], ...] = (),
     replay: bool = False,
 ) -> Played:
+    """Run ``commands`` with these SALESmanago faults, crash points and AWS faults
+    ((service, operation, kind, calls to let pass first), see ``AwsFaultDraw.inject``)."""
     run.reset()
     run.scripted_faults.extend(faults)
+    for service, operation, kind, after in aws:
+        run.aws.inject(service, operation, kind, after=after)
     run.crashes.script.extend(crashes)
     oracle, verdict, letters = run.play(gen.workload(commands, spread=False), replay=replay)
     run.sandbox.clear_faults()
@@ -112,8 +120,8 @@ def violations(verdict: Verdict) -> dict[str, list[str]]:
 
 # ---- the random run -----------------------------------------------------------------------------
 def test_chaos_random_run_loses_and_doubles_nothing():
-    # Given 2,000 commands over four sources, 20 % of SALESmanago requests faulted, 3 % of invocations
-    # crashing at a named point
+    # Given 2,000 commands over four sources, 20 % of SALESmanago requests faulted, 2 % of the AWS calls
+    # (SSM, DynamoDB, the dead-letter queue) faulted, 3 % of invocations crashing at a named point
     config = ChaosConfig(commands=DEFAULT_COMMANDS, fault_rate=DEFAULT_FAULT_RATE, seed=DEFAULT_SEED)
     # When every command has ended somewhere, and every dead letter was replayed
     report = run_chaos(config)
@@ -129,6 +137,10 @@ def test_chaos_random_run_loses_and_doubles_nothing():
     assert report.run.outcome_flags["reconciled"] > 0  # an unknown outcome found, not sent twice
     assert report.run.metrics["DuplicatesSuppressed"] > 0
     assert report.verdict.dead_lettered_by, "no dead letter at all: the oracle judged nothing parked"
+    # AWS failed too, at a low rate (each service and kind is scripted in test_chaos_aws.py), and
+    # records were handed back because of it
+    assert report.run.aws.drawn[("dynamodb", "throttling")] > 0, report.run.aws.drawn
+    assert sum(report.run.handed_back.values()) > 0
 
 
 # ---- every transient failure class, per source ------------------------------------------------------

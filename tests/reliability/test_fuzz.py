@@ -635,23 +635,10 @@ def hostile_commands(draw: Any, *, envelope: bool = True) -> Hostile:
 class Env:
     run: ChaosRun
     logs: list[str] = field(default_factory=list)
-    sent: list[tuple[str, str]] = field(default_factory=list)  # dead letters as sent to the queue
-
-    def capture_dead_letters(self) -> None:
-        """Keep what the bridge sends to the dead-letter queue (it still goes to moto's queue)."""
-        send = self.run.sqs.send_message
-
-        def send_and_keep(**request: Any) -> Any:
-            reason = request["MessageAttributes"]["bridge-failure"]["StringValue"]
-            self.sent.append((request["MessageBody"], reason))
-            self.run.watch.scan("dead-letter attribute", reason)
-            return send(**request)
-
-        self.run.sqs.send_message = send_and_keep
 
     def start_example(self) -> None:
         self.logs.clear()
-        self.sent.clear()
+        self.run.drain_dead_letter_queue()
         self.run.sandbox.drain()
         self.run.wire.clear()
 
@@ -661,8 +648,8 @@ class Env:
         return result
 
     def dead_letters(self) -> list[tuple[str, dict[str, Any], str]]:
-        sent, self.sent = self.sent, []
-        return [(body, json.loads(reason), reason) for body, reason in sent]
+        """The dead letters of this example, read (and removed) from the queue, reasons watched."""
+        return [(body, json.loads(reason), reason) for body, reason in self.run.drain_dead_letter_queue()]
 
     def requests_mentioning(self, text: str) -> int:
         """How many requests of this example reached SALESmanago with ``text`` in them."""
@@ -676,7 +663,6 @@ def env() -> Iterator[Env]:
     config = ChaosConfig(fault_rate=0.0, crash_rate=0.0, replay=False, log_level="DEBUG", read_timeout_s=5.0)
     with ChaosRun(config) as run:
         environment = Env(run)
-        environment.capture_dead_letters()
         run.log_stream.keep = environment.logs
         run.stdout_stream.keep = environment.logs
         yield environment

@@ -178,3 +178,44 @@ def test_idempotency_takeover_is_judged_on_the_record_as_it_is_not_the_batch_sna
     # Then only Y holds it: X sees Y's fresh claim and waits
     assert taken.kind is ClaimKind.DOUBTFUL
     assert late.kind is ClaimKind.BUSY
+
+
+@pytest.mark.parametrize("nth", [1, 2], ids=["first_write", "second_write"])
+@pytest.mark.parametrize("applied", [False, True], ids=["refused", "applied_then_timed_out"])
+def test_idempotency_takeover_that_fails_leaves_the_doubt_in_place(
+    dynamodb, clock, monkeypatch, applied, nth
+):
+    # Given a doubtful event (an earlier attempt lost its reply)
+    from botocore.exceptions import ClientError, ReadTimeoutError
+
+    guard = EventGuard(TABLE, 3600, clock=clock, dynamodb_client=dynamodb)
+    doubtful = command(1)
+    guard.claim_all([doubtful], 60_000)
+    guard.mark_unknown_all([doubtful])
+    # When one write of the next attempt's takeover (if it makes that many) is throttled, or applied
+    # and its reply lost
+    originals = {name: getattr(dynamodb, name) for name in ("put_item", "delete_item")}
+    writes = Counter[str]()
+
+    def failing(name: str) -> Any:
+        def write(**kwargs: Any) -> Any:
+            writes["all"] += 1
+            if writes["all"] != nth:
+                return originals[name](**kwargs)
+            if applied:
+                originals[name](**kwargs)
+                raise ReadTimeoutError(endpoint_url="https://dynamodb")
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, name)  # type: ignore[arg-type]
+
+        return write
+
+    for name in originals:
+        monkeypatch.setattr(dynamodb, name, failing(name))
+    (first,) = guard.claim_all([doubtful], 60_000)
+    monkeypatch.undo()
+    clock.sleep(61)  # a claim written before the timeout holds until its in-progress time is over
+    (retried,) = guard.claim_all([doubtful], 60_000)
+    # Then the attempt reconciles or is handed back, and the one after still reconciles before sending
+    assert isinstance(first, UnavailableError) or first.kind is ClaimKind.DOUBTFUL
+    assert retried.kind is ClaimKind.DOUBTFUL

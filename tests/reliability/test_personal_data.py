@@ -37,6 +37,7 @@ CONFIG = ChaosConfig(
     invalid_rate=0.05,
     poison_rate=0.02,
     seed=8,
+    aws_fault_rate=0.1,  # the AWS failure paths (SSM, DynamoDB, the dead-letter queue) are watched too
     log_level="DEBUG",
 )
 CHANNELS = (
@@ -73,15 +74,19 @@ def quoting_refusal(run: ChaosRun, gen: WorkloadGenerator) -> None:
 
 def rotated_credentials(run: ChaosRun, gen: WorkloadGenerator) -> None:
     # A secret SALESmanago no longer accepts: refused, re-read, refused again, parked as auth.
-    original = run.groups_file.read_text()
-    groups = json.loads(original)
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    original = json.loads(run.groups_file.read_text())
+    groups = json.loads(json.dumps(original))
     groups["outlet"]["api_secret"] = rotated = "rotated-away-secret-7f3a"
-    run.groups_file.write_text(json.dumps(groups))
+    run.store_groups(groups)
+    clear_caches()  # the cached configs expired: the bridge reads the rotated secret
     run.watch.add(rotated)
     try:
         run.play(gen.workload([gen.single("sqs", "contact.upsert", group="outlet")], spread=False))
     finally:
-        run.groups_file.write_text(original)
+        run.store_groups(original)
+        clear_caches()
 
 
 def exhausted_retries(run: ChaosRun, gen: WorkloadGenerator) -> None:

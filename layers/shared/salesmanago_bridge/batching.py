@@ -33,6 +33,28 @@ def ordering_keys(command: Command, inbound: Inbound) -> frozenset[str]:
     return frozenset(keys)
 
 
+def held_back_keys(inbound: Inbound) -> frozenset[str]:
+    """The ordering keys of a message handed back before it became a command (its group config
+    could not be read, its dead letter could not be sent): its FIFO group, and the contact or
+    products its body names, as far as the raw body tells. Later messages sharing one must wait."""
+    keys: set[str] = set()
+    if inbound.message_group_id and is_fifo(inbound.source_arn):
+        keys.add(f"fifo:{inbound.message_group_id}")
+    body = inbound.body
+    group = body.get("group_key") if isinstance(body, dict) else None
+    if not isinstance(group, str):
+        return frozenset(keys)
+    data = body.get("data")
+    for item in data if isinstance(data, list) else [data]:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(email := item.get("email"), str):
+            keys.add(f"contact:{group}:{email.strip().lower()}")
+        if isinstance(data, list) and isinstance(product_id := item.get("id"), str):
+            keys.add(f"product:{group}:{product_id}")
+    return frozenset(keys)
+
+
 def plan_rounds(works: list[Work]) -> list[list[Work]]:
     """Round n+1 holds the commands that must wait for one in round n (same contact, product, FIFO group)."""
     last_round: dict[str, int] = {}

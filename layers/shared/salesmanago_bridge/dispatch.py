@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from salesmanago_bridge import exactly_once
 from salesmanago_bridge.actions import send_chunk, spec_for
-from salesmanago_bridge.batching import ordering_keys, plan_chunks, plan_rounds
+from salesmanago_bridge.batching import held_back_keys, ordering_keys, plan_chunks, plan_rounds
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import (
     Command,
@@ -113,15 +113,24 @@ class Dispatcher:
         outcomes: dict[int, Outcome] = {}
         try:
             works = []
+            held: dict[str, int] = {}  # ordering key -> first message handed back before it was work
             for position, inbound in enumerate(inbounds):
                 prepared = self._prepare(position, inbound)
                 if isinstance(prepared, Outcome):
                     outcomes[position] = prepared
+                    if prepared.status is Status.RETRY:
+                        for key in held_back_keys(inbound):
+                            held.setdefault(key, position)
                 else:
                     works.append(prepared)
-            results = self._execute(works)
+            results = self._execute(
+                works, held, park=lambda work, error: self._conclude_work(work, error, outcomes)
+            )
             for work in works:
-                outcomes[work.position] = self._conclude(work.inbound, work.command, results[work.position])
+                if work.position not in outcomes:
+                    outcomes[work.position] = self._conclude(
+                        work.inbound, work.command, results[work.position]
+                    )
         finally:
             self._concluder.log_summary(outcomes.values())
             metrics.flush()
@@ -180,14 +189,30 @@ class Dispatcher:
         return InternalError(f"unexpected {type(exc).__name__}")
 
     # ---- executing ------------------------------------------------------------------------
-    def _execute(self, works: list[Work]) -> Results:
-        """Run the plan round by round; a transient failure holds back its contact's later commands."""
+    def _conclude_work(self, work: Work, error: BridgeError, outcomes: dict[int, Outcome]) -> Outcome:
+        outcomes[work.position] = outcome = self._conclude(work.inbound, work.command, error)
+        return outcome
+
+    def _execute(
+        self,
+        works: list[Work],
+        held: dict[str, int] | None = None,
+        park: Callable[[Work, BridgeError], Outcome] | None = None,
+    ) -> Results:
+        """Run the plan round by round; a transient failure holds back its contact's later commands,
+        as does a message handed back before it became work (``held``: key -> its position).
+
+        ``park`` concludes a permanent failure as soon as its round ends: if the dead-letter queue
+        cannot take it, it stays at its source, and its later commands must wait for it too."""
         results: Results = {}
         blocked: set[str] = set()
+        held = held or {}
         for round_works in plan_rounds(works):
             ready = []
             for work in round_works:
-                if work.keys & blocked:
+                if work.keys & blocked or any(
+                    held.get(key, work.position) < work.position for key in work.keys
+                ):
                     results[work.position] = HeldForOrderError(
                         "an earlier command for the same contact must succeed first"
                     )
@@ -204,7 +229,10 @@ class Dispatcher:
                 results.update({work.position: error for work in ready})
             for work in round_works:
                 result = results[work.position]
-                if isinstance(result, BridgeError) and result.retryable:
+                if isinstance(result, BridgeError) and not result.retryable and park is not None:
+                    if park(work, result).status is Status.RETRY:
+                        blocked |= work.keys
+                elif isinstance(result, BridgeError) and result.retryable:
                     blocked |= work.keys
         return results
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +37,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyItemNotFoundError,
     IdempotencyValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS, DataRecord
 
 from salesmanago_bridge.claims import Claim, ClaimKind, IdempotencyConflictError
 from salesmanago_bridge.commands import Command
@@ -214,6 +215,53 @@ class BatchingPersistenceLayer(DynamoDBPersistenceLayer):
         errors = _in_chunks(list(items), BATCH_WRITE_LIMIT, write)
         return [errors.get(key) if key is not None else None for key in keys]
 
+    def take_over(self, data: dict[str, Any], record: DataRecord, in_progress_ms: int) -> None:
+        """Replace a doubtful ``record`` with this attempt's INPROGRESS claim, in one conditional write.
+
+        Never delete, then claim: a failure or crash between the two would leave no record, and the
+        next attempt would send the event without looking for it first. Written only if the record is
+        still the one read (status, expiry and in-progress expiry unchanged).
+
+        Raises:
+            IdempotencyItemAlreadyExistsError: another attempt changed the record since it was read.
+        """
+        key = _store.hashed_key(self, data)
+        assert key is not None  # raise_on_no_idempotency_key
+        now_ms = int(datetime.now().timestamp() * 1000)  # Powertools' own claims use the real clock
+        item = {
+            **_store.key_of(self, key),
+            self.expiry_attr: {"N": str(_store.expiry_timestamp(self))},
+            self.status_attr: {"S": STATUS_CONSTANTS["INPROGRESS"]},
+            self.in_progress_expiry_attr: {"N": str(now_ms + in_progress_ms)},
+        }
+        if self.payload_validation_enabled:
+            item[self.validation_key_attr] = {"S": _store.hashed_payload(self, data)}
+        names = {
+            "#status": self.status_attr,
+            "#expiry": self.expiry_attr,
+            "#in_progress_expiry": self.in_progress_expiry_attr,
+        }
+        values: dict[str, Any] = {
+            ":status": {"S": record.status},
+            ":expiry": {"N": str(record.expiry_timestamp)},
+        }
+        condition = "#status = :status AND #expiry = :expiry AND "
+        if record.in_progress_expiry_timestamp is None:
+            condition += "attribute_not_exists(#in_progress_expiry)"
+        else:
+            condition += "#in_progress_expiry = :in_progress_expiry"
+            values[":in_progress_expiry"] = {"N": str(record.in_progress_expiry_timestamp)}
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise IdempotencyItemAlreadyExistsError() from None
+
     def _until_processed(self, send: Callable[[Any], Any], pending: Any, what: str) -> None:
         """Send a batch request, then what DynamoDB left unprocessed, with a short backoff."""
         for attempt in range(BATCH_ATTEMPTS):
@@ -276,7 +324,6 @@ class EventGuard:
             raise record
         if record is not None and not self.persistence.payload_matches(data, record):
             return Claim(ClaimKind.CONFLICT)
-        doubtful = False
         if record is not None and not record.is_expired:
             stored = record.response_json_as_dict()
             if record.status == COMPLETED and not (stored or {}).get(UNKNOWN_MARKER):
@@ -297,8 +344,11 @@ class EventGuard:
                     return Claim(ClaimKind.CONFLICT)
                 return self._claim(data, current, in_progress_ms, fresh=True)
             # An attempt that crashed mid-send, or whose reply was lost: take it over, then reconcile.
-            doubtful = True
-            self.persistence.delete_record(data, exception=RuntimeError("taken over for reconciliation"))
+            try:
+                self.persistence.take_over(data, record, in_progress_ms or DEFAULT_IN_PROGRESS_MS)
+            except IdempotencyItemAlreadyExistsError:
+                return Claim(ClaimKind.BUSY)
+            return Claim(ClaimKind.DOUBTFUL)
         try:
             self.persistence.save_inprogress(
                 data, remaining_time_in_millis=in_progress_ms or DEFAULT_IN_PROGRESS_MS
@@ -307,7 +357,7 @@ class EventGuard:
             return Claim(ClaimKind.BUSY)
         except IdempotencyValidationError:
             return Claim(ClaimKind.CONFLICT)
-        return Claim(ClaimKind.DOUBTFUL if doubtful else ClaimKind.NEW)
+        return Claim(ClaimKind.NEW)
 
     def complete_all(self, applied: list[tuple[Command, dict[str, Any]]]) -> list[BridgeError | None]:
         """Mark these events applied, with their results, in batch writes."""
