@@ -17,14 +17,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from salesmanago_bridge import gateway, senders
-from salesmanago_bridge.commands import (
+from salesmanago_bridge.commands import WriteRequest
+from salesmanago_bridge.commands.data import (  # the module a new data model goes in
     DATA_MODELS,
     Action,
     ContactDeleteData,
     ContactUpsertData,
     EventCreateData,
     ProductData,
-    WriteRequest,
 )
 from salesmanago_bridge.gateway import Operation, SalesmanagoGateway
 from salesmanago_bridge.groups import GroupConfig
