@@ -299,6 +299,56 @@ def test_api_custom_domain_event_keeps_its_base_path_in_the_event(call: Call):
     assert proxy_event("POST", "/Production/contacts")["path"] == "/contacts"
 
 
+# ---- validated once ---------------------------------------------------------------------------
+IDNA_EMAIL = "zofia@xn--bcher-kva.example.com"  # takes the e-mail's full check, not its fast path
+IDN_URL = "https://bücher.example.com/p"  # takes urlsplit, not the plain-URL fast path
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "data", "headers"),
+    [
+        ("POST", "/contacts", {"email": IDNA_EMAIL, "name": "Zofia"}, {}),
+        ("POST", "/contacts", {"email": IDNA_EMAIL, "loyalty_tier": "gold"}, {}),  # routed by the field map
+        ("DELETE", "/contacts", {"email": IDNA_EMAIL}, {}),
+        ("POST", "/events", {"email": IDNA_EMAIL, "contactExtEventType": "PURCHASE"}, {}),
+        ("POST", "/events", {"email": IDNA_EMAIL, "contactExtEventType": "CART"}, {"Idempotency-Key": "k-9"}),
+    ],
+    ids=["upsert", "upsert-routed", "delete", "event", "event-with-key"],
+)
+def test_api_write_validates_data_once(
+    method: str,
+    target: str,
+    data: dict[str, Any],
+    headers: dict[str, str],
+    call: Call,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given a validator of data that counts its runs
+    from salesmanago_bridge import fields
+
+    checked: list[str] = []
+    full_check = fields._email_validator_normalized
+    monkeypatch.setattr(fields, "_email_validator_normalized", lambda v: checked.append(v) or full_check(v))
+    # When the write is served (the at-most-once path included, for events)
+    reply = call(method, target, {"group_key": "demo-shop", "data": data}, headers=headers)
+    # Then its data was validated once: not by the request model, and not again for the event's id
+    assert reply.status == 200, reply.body
+    assert checked == [IDNA_EMAIL]
+
+
+def test_api_products_are_validated_once(call: Call, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch):
+    from salesmanago_bridge import fields
+
+    split: list[str] = []
+    real_urlsplit = fields.urlsplit
+    monkeypatch.setattr(fields, "urlsplit", lambda v: split.append(v) or real_urlsplit(v))
+    product = {**PRODUCT_BASE, "id": "P1", "url": IDN_URL, "image_url": IDN_URL + ".jpg"}
+    reply = call("POST", "/products", {"group_key": "demo-shop", "data": [product]})
+    assert reply.status == 200, reply.body
+    assert split == [IDN_URL, IDN_URL + ".jpg"]  # each URL of the product checked once
+
+
 # ---- 400 --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("raw", ["{not json", "", "[1, 2]", "null", '"text"'])
 def test_api_body_not_a_json_object_is_400(raw: str, call: Call, sandbox: Sandbox):

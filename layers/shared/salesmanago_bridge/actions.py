@@ -20,6 +20,7 @@ from salesmanago_bridge import gateway, senders
 from salesmanago_bridge.commands import WriteRequest
 from salesmanago_bridge.commands.data import (  # the module a new data model goes in
     DATA_MODELS,
+    ITEM_LISTS,
     Action,
     ContactDeleteData,
     ContactUpsertData,
@@ -87,6 +88,9 @@ class ProductsUpserted(Applied):
     warnings: list[str] = Field(
         default_factory=list, description="values trimmed to SALESmanago's limits, and SALESmanago's warnings"
     )
+
+
+# ---- item builders: a new action's goes here (the first four actions' are in mapping.py) -------
 
 
 # ---- the registry ------------------------------------------------------------------------------
@@ -177,6 +181,8 @@ if set(SPECS) != set(Action):
 for _spec in SPECS.values():
     if _spec.data is not DATA_MODELS[_spec.action]:
         raise RuntimeError(f"{_spec.action}: the spec's data model is not DATA_MODELS[{_spec.action!r}]")
+    if (_spec.chunking is Chunking.ITEMS) != (_spec.action in ITEM_LISTS):
+        raise RuntimeError(f"{_spec.action}: ITEMS chunking is for the actions in ITEM_LISTS, and only them")
     if _spec.request is not None and _spec.request.action() is not _spec.action:
         raise RuntimeError(f"{_spec.action}: its request model is another action's")
 
