@@ -17,6 +17,7 @@ from local.runner import load_handler
 from salesmanago_bridge import priming
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import metrics
+from salesmanago_bridge.priming import loopback, restore
 from salesmanago_bridge.settings import get_settings
 from salesmanago_bridge.sources import Source
 
@@ -46,7 +47,7 @@ def deployed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("STAGE", "test")
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "salesmanago-bridge-test-idempotency")
     monkeypatch.setattr(snapshot_restore_py, "_after_restore_registry", [])
-    monkeypatch.setattr(priming, "_registered", False)
+    monkeypatch.setattr(restore, "_registered", False)
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
     monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
@@ -105,7 +106,7 @@ def test_a_rehearsal_that_does_not_apply_reports_it(
     deployed_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given: SALESmanago's stand-in refusing everything
-    monkeypatch.setattr(priming._Loopback, "SALESMANAGO_REPLY", b'{"success": false, "message": ["no"]}')
+    monkeypatch.setattr(loopback.Loopback, "SALESMANAGO_REPLY", b'{"success": false, "message": ["no"]}')
 
     # When
     done = priming.prime(Source.SQS)
@@ -217,7 +218,7 @@ def test_drop_connections_empties_the_session_pools_and_closes_boto3_clients(
     adapter = session.get_adapter("http://127.0.0.1/")
     assert len(adapter.poolmanager.pools) == 1
     closed: list[str] = []
-    for client in priming._boto3_clients(dispatcher):
+    for client in priming.boto3_clients(dispatcher):
         name = client.meta.service_model.service_name
         monkeypatch.setattr(client, "close", lambda name=name: closed.append(name))
 

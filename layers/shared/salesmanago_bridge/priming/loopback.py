@@ -1,0 +1,111 @@
+"""The rehearsal's stand-ins: one listener of this process on 127.0.0.1 answering as SALESmanago,
+SSM and DynamoDB would, so a rehearsed invocation runs its whole path without leaving the process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from salesmanago_bridge.priming.synthetic import (
+    SYNTHETIC_API_KEY_ID,
+    SYNTHETIC_GROUP,
+    SYNTHETIC_SENT_AT_MS,
+    synthetic_group,
+)
+
+if TYPE_CHECKING:
+    from salesmanago_bridge.dispatch import Dispatcher
+
+LOOPBACK_TIMEOUT_S = 2.0
+
+
+class AwsAnswers:
+    """The replies of SSM and DynamoDB to the rehearsal, by operation."""
+
+    def __init__(self, dispatcher: Dispatcher, url: str) -> None:
+        settings = dispatcher.settings
+        self._parameters = {
+            settings.group_parameter_name(SYNTHETIC_GROUP): json.dumps(synthetic_group(url)),
+            settings.api_key_parameter_name(SYNTHETIC_API_KEY_ID): json.dumps(
+                {"group_keys": [SYNTHETIC_GROUP]}
+            ),
+        }
+        guard = dispatcher.guard_if_built
+        self._table = guard.persistence.table_name if guard is not None else ""
+
+    def __call__(self, operation: str, request_body: bytes) -> tuple[int, dict[str, Any]]:
+        params = json.loads(request_body or b"{}")
+        if operation == "GetParameter":
+            name = params.get("Name")
+            if name not in self._parameters:
+                return 400, {"__type": "ParameterNotFound", "message": ""}
+            value = self._parameters[name]
+            parameter = {"Name": name, "Type": "SecureString", "Value": value, "Version": 1,
+                         "LastModifiedDate": SYNTHETIC_SENT_AT_MS / 1000, "DataType": "text",
+                         "ARN": f"arn:aws:ssm:eu-central-1:000000000000:parameter{name}"}  # fmt: skip
+            return 200, {"Parameter": parameter}  # every field SSM returns: each shape gets parsed
+        if operation == "BatchGetItem":
+            return 200, {"Responses": {self._table: []}, "UnprocessedKeys": {}}
+        if operation == "BatchWriteItem":
+            return 200, {"UnprocessedItems": {}}
+        if operation in ("PutItem", "UpdateItem", "DeleteItem", "GetItem"):
+            return 200, {}
+        return 400, {"__type": "ValidationException", "message": "not answered at init"}
+
+
+class Loopback:
+    """A listener of this process on 127.0.0.1: SALESmanago accepting every request, and SSM and
+    DynamoDB answering by ``aws`` (the operation comes from the X-Amz-Target header)."""
+
+    SALESMANAGO_REPLY = (
+        b'{"success": true, "contactId": "priming", "eventId": "priming", "productIds": ["P1"]}'
+    )
+    aws: Callable[[str, bytes], tuple[int, dict[str, Any]]]
+
+    def __enter__(self) -> Loopback:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(LOOPBACK_TIMEOUT_S)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._listener.close()
+        self._thread.join(LOOPBACK_TIMEOUT_S)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed: the rehearsal is over
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        connection.settimeout(LOOPBACK_TIMEOUT_S)
+        reader = connection.makefile("rb")
+        with connection, reader, contextlib.suppress(OSError, ValueError):
+            while True:
+                line = reader.readline()
+                if not line:
+                    return
+                headers: dict[bytes, bytes] = {}
+                line = reader.readline()
+                while line not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    headers[name.strip().lower()] = value.strip()
+                    line = reader.readline()
+                body = reader.read(int(headers.get(b"content-length", b"0")))
+                target = headers.get(b"x-amz-target")
+                if target is None:
+                    status, reply, kind = 200, self.SALESMANAGO_REPLY, b"application/json"
+                else:
+                    status, answer = self.aws(target.decode().rsplit(".", 1)[-1], body)
+                    reply, kind = json.dumps(answer).encode(), b"application/x-amz-json-1.1"
+                head = b"HTTP/1.1 %d OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                connection.sendall(head % (status, kind, len(reply)) + reply)
