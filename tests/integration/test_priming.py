@@ -7,6 +7,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +101,25 @@ def test_priming_rehearses_the_path_without_any_call_leaving_or_anything_kept(
     from aws_lambda_powertools.logging import logger as powertools_logger
 
     assert powertools_logger.is_cold_start is True  # the first real invocation is the cold start
+
+
+def test_the_rehearsal_leaves_no_thread_and_waits_for_no_timeout(
+    deployed_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: the loopback's sockets given a long timeout (a blocked accept() or read would last it)
+    monkeypatch.setattr(loopback, "LOOPBACK_TIMEOUT_S", 30.0)
+    before = set(threading.enumerate())
+
+    # When
+    started = time.monotonic()
+    done = priming.prime(Source.SQS)
+    waited = time.monotonic() - started
+
+    # Then: every thread of the rehearsal has ended when priming returns, told to stop, not timed
+    # out: an init that sleeps is a cold start's wall time, and no thread of it belongs in a snapshot
+    assert done["rehearsal"] is True
+    assert [t.name for t in set(threading.enumerate()) - before if t.name.startswith("priming")] == []
+    assert waited < loopback.LOOPBACK_TIMEOUT_S
 
 
 def test_a_rehearsal_that_does_not_apply_reports_it(

@@ -70,21 +70,45 @@ class Loopback:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(LOOPBACK_TIMEOUT_S)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self._stopping = False
+        self._connections: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._serve, name="priming-loopback", daemon=True)]
+        self._threads[0].start()
         return self
 
     def __exit__(self, *_: Any) -> None:
+        """Stop every thread of the listener now: closing a socket does not wake a thread blocked in
+        its ``accept()`` or read (Linux), which would otherwise sleep out LOOPBACK_TIMEOUT_S of the
+        init's wall time. A last connection wakes ``accept()``; a shutdown ends each read."""
+        self._stopping = True
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(self._listener.getsockname()[:2], timeout=LOOPBACK_TIMEOUT_S),
+        ):
+            pass
+        self._threads[0].join(LOOPBACK_TIMEOUT_S)  # no connection is accepted after this
+        for connection in self._connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads[1:]:
+            thread.join(LOOPBACK_TIMEOUT_S)
         self._listener.close()
-        self._thread.join(LOOPBACK_TIMEOUT_S)
 
     def _serve(self) -> None:
         while True:
             try:
                 connection, _ = self._listener.accept()
-            except OSError:  # closed: the rehearsal is over
+            except OSError:  # timed out: nobody is rehearsing any more
                 return
-            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+            if self._stopping:  # the wake-up connection of __exit__
+                connection.close()
+                return
+            self._connections.append(connection)
+            answering = threading.Thread(
+                target=self._answer, args=(connection,), name="priming-loopback-answer", daemon=True
+            )
+            self._threads.append(answering)
+            answering.start()
 
     def _answer(self, connection: socket.socket) -> None:
         connection.settimeout(LOOPBACK_TIMEOUT_S)
