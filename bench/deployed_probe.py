@@ -126,10 +126,11 @@ def main(argv: list[str]) -> int:
     primed = os.environ.get("BRIDGE_PRIMING", "true") == "true"
     os.environ["BRIDGE_PRIMING"] = "false"  # the import alone first
     sys.path.insert(0, str(ROOT / "functions" / function))
-    started = time.process_time()
+    started, wall = time.process_time(), time.perf_counter()
     import app  # the function's module, as Lambda imports it
 
     import_s = time.process_time() - started
+    init_wall_s = time.perf_counter() - wall
     from salesmanago_bridge import priming
     from salesmanago_bridge.settings import get_settings
     from salesmanago_bridge.sources import Source
@@ -144,12 +145,13 @@ def main(argv: list[str]) -> int:
     if primed:
         os.environ["BRIDGE_PRIMING"] = "true"
         get_settings.cache_clear()
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         if function == "api":
             done = priming.prime_api(app.app, app.lambda_handler)
         else:
             done = priming.prime(SOURCES[function], app.lambda_handler)
         prime_s = time.process_time() - started
+        init_wall_s += time.perf_counter() - wall
         if function == "api":  # SnapStart: a cold request resumes a snapshot, after these hooks
             started = time.process_time()
             priming.run_after_restore_hooks()
@@ -169,16 +171,31 @@ def main(argv: list[str]) -> int:
 
     dispatcher.dead_letters.park = counting_park  # type: ignore[method-assign]
 
-    def invoke(n: int) -> tuple[float, bool]:
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+
+    def invoke(n: int, label: str = "") -> tuple[float, bool]:
         # What the runtime sets per invocation: the trace header (sampled: segments are sent).
         os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=1"
         event = request(function, group_key, api_key_id, n)
+        profiler = None
+        if profile_dir and label:
+            import cProfile
+
+            profiler = cProfile.Profile(time.process_time)
+            modules = set(sys.modules)
+            profiler.enable()
         begun = time.process_time()
         before = len(parked)
         reply = app.lambda_handler(event, Context())
-        return time.process_time() - begun, applied(function, reply) and len(parked) == before
+        cpu = time.process_time() - begun
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            stem = Path(profile_dir) / f"{function}-{'primed' if primed else 'unprimed'}-{label}"
+            profiler.dump_stats(f"{stem}.prof")
+            Path(f"{stem}.modules").write_text("\n".join(sorted(set(sys.modules) - modules)) + "\n")
+        return cpu, applied(function, reply) and len(parked) == before
 
-    first_s, first_ok = invoke(0)
+    first_s, first_ok = invoke(0, "first")
     warm, expired, oks = [], [], [first_ok]
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
@@ -188,7 +205,7 @@ def main(argv: list[str]) -> int:
         oks.append(ok)
         for provider in DEFAULT_PROVIDERS.values():  # as if max_age had passed
             provider.clear_cache()
-        cpu, ok = invoke(2 * n)
+        cpu, ok = invoke(2 * n, f"expired{n}")
         expired.append(cpu)
         oks.append(ok)
     report = {
@@ -198,6 +215,7 @@ def main(argv: list[str]) -> int:
         "import_cpu_ms": round(import_s * 1000, 1),
         "prime_cpu_ms": round(prime_s * 1000, 1),
         "init_cpu_ms": round((import_s + prime_s) * 1000, 1),
+        "init_wall_ms": round(init_wall_s * 1000, 1),
         "restore_hooks_cpu_ms": round(restore_s * 1000, 2),
         "first_cpu_ms": round(first_s * 1000, 1),
         "warm_cpu_ms": round(statistics.median(warm) * 1000, 1),
