@@ -24,7 +24,9 @@ LOOPBACK_TIMEOUT_S = 2.0
 
 
 class AwsAnswers:
-    """The replies of SSM and DynamoDB to the rehearsal, by operation."""
+    """The replies of SSM and DynamoDB to the rehearsal, by operation: every member of each output
+    shape the service may return, so each reply's parsing paths are built at init, not on the
+    first real reply (botocore resolves a shape's members the first time it parses one)."""
 
     def __init__(self, dispatcher: Dispatcher, url: str) -> None:
         settings = dispatcher.settings
@@ -36,9 +38,23 @@ class AwsAnswers:
         }
         guard = dispatcher.guard_if_built
         self._table = guard.persistence.table_name if guard is not None else ""
+        self._unasked: dict[str, Any] = {}
+        if guard is not None:
+            # A record of a key the rehearsal never asks for (so the lookup ignores it), with
+            # every attribute a record has: the item's map of attribute values gets parsed.
+            store = guard.persistence
+            self._unasked = {
+                store.sort_key_attr or store.key_attr: {"S": "priming#never-asked"},
+                store.expiry_attr: {"N": "0"},
+                store.in_progress_expiry_attr: {"N": "0"},
+                store.status_attr: {"S": "COMPLETED"},
+                store.data_attr: {"S": "{}"},
+                store.validation_key_attr: {"S": "priming"},
+            }
 
     def __call__(self, operation: str, request_body: bytes) -> tuple[int, dict[str, Any]]:
         params = json.loads(request_body or b"{}")
+        consumed = {"TableName": self._table, "CapacityUnits": 1.0, "Table": {"CapacityUnits": 1.0}}
         if operation == "GetParameter":
             name = params.get("Name")
             if name not in self._parameters:
@@ -47,13 +63,15 @@ class AwsAnswers:
             parameter = {"Name": name, "Type": "SecureString", "Value": value, "Version": 1,
                          "LastModifiedDate": SYNTHETIC_SENT_AT_MS / 1000, "DataType": "text",
                          "ARN": f"arn:aws:ssm:eu-central-1:000000000000:parameter{name}"}  # fmt: skip
-            return 200, {"Parameter": parameter}  # every field SSM returns: each shape gets parsed
+            return 200, {"Parameter": parameter}
         if operation == "BatchGetItem":
-            return 200, {"Responses": {self._table: []}, "UnprocessedKeys": {}}
+            responses = [self._unasked] if self._unasked else []
+            return 200, {"Responses": {self._table: responses}, "UnprocessedKeys": {},
+                         "ConsumedCapacity": [consumed]}  # fmt: skip
         if operation == "BatchWriteItem":
-            return 200, {"UnprocessedItems": {}}
+            return 200, {"UnprocessedItems": {}, "ItemCollectionMetrics": {}, "ConsumedCapacity": [consumed]}
         if operation in ("PutItem", "UpdateItem", "DeleteItem", "GetItem"):
-            return 200, {}
+            return 200, {"ConsumedCapacity": consumed}
         return 400, {"__type": "ValidationException", "message": "not answered at init"}
 
 
