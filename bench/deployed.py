@@ -45,7 +45,7 @@ API_KEY_ID = "bench-key-id"
 MAX_FIRST_VS_EXPIRED = 1.5
 MAX_PRIMING_GROWTH = 1.10
 FIGURES = ("import_cpu_ms", "prime_cpu_ms", "init_cpu_ms", "init_wall_ms", "restore_hooks_cpu_ms",
-           "first_cpu_ms", "warm_cpu_ms", "expired_cpu_ms")  # fmt: skip
+           "first_cpu_ms", "first_wall_ms", "warm_cpu_ms", "expired_cpu_ms")  # fmt: skip
 SPREAD = ("init_cpu_ms", "init_wall_ms", "first_cpu_ms", "expired_cpu_ms")  # reported with min-max
 
 
@@ -178,8 +178,9 @@ def table_lines(result: dict[str, Any]) -> list[str]:
     lines = [
         "| function as deployed (idempotency on, groups in SSM, tracing on), CPU ms, median (min-max) "
         "| priming | import | priming | init | init, wall ms | restore hooks | first invocation "
-        "| later, cache warm | later, cache expired | first / expired | init + first | all applied |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| later, cache warm | later, cache expired | first / expired | init + first "
+        "| init + first, wall ms | all applied |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for function, rows in result["functions"].items():
         for label in ("unprimed", "primed"):
@@ -196,6 +197,7 @@ def table_lines(result: dict[str, Any]) -> list[str]:
                 f"| {hooks} | {_spread(row, 'first_cpu_ms', 1)} | {row['warm_cpu_ms']:,.1f} "
                 f"| {_spread(row, 'expired_cpu_ms', 1)} | {ratio:.2f} "
                 f"| {row['init_cpu_ms'] + row['first_cpu_ms']:,.0f} "
+                f"| {row['init_wall_ms'] + row['first_wall_ms']:,.0f} "
                 f"| {'yes' if row['all_applied'] else '**NO**'} |"
             )
     for name, error in result.get("errors", {}).items():

@@ -107,7 +107,7 @@ def test_priming_rehearses_the_path_without_any_call_leaving_or_anything_kept(
 def test_the_rehearsal_leaves_no_thread_and_waits_for_no_timeout(
     deployed_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given: the loopback's sockets given a long timeout (a blocked accept() or read would last it)
+    # Given: the loopback's sockets with their long timeout (a blocked accept() or read lasts it)
     monkeypatch.setattr(loopback, "LOOPBACK_TIMEOUT_S", 30.0)
     before = set(threading.enumerate())
 

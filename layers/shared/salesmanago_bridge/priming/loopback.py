@@ -20,7 +20,11 @@ from salesmanago_bridge.priming.synthetic import (
 if TYPE_CHECKING:
     from salesmanago_bridge.dispatch import Dispatcher
 
-LOOPBACK_TIMEOUT_S = 2.0
+# How long the listener's threads wait for a connection or a request on their own: a safety net
+# only (leaving the listener stops them at once), long enough for a slow init (a small Lambda's
+# share of a vCPU) to go from one request of the rehearsal to the next.
+LOOPBACK_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 2.0  # how long leaving the listener waits for each of its threads
 
 
 class AwsAnswers:
@@ -96,20 +100,20 @@ class Loopback:
 
     def __exit__(self, *_: Any) -> None:
         """Stop every thread of the listener now: closing a socket does not wake a thread blocked in
-        its ``accept()`` or read (Linux), which would otherwise sleep out LOOPBACK_TIMEOUT_S of the
-        init's wall time. A last connection wakes ``accept()``; a shutdown ends each read."""
+        its ``accept()`` or read (Linux), which would sleep out its timeout in the init's wall
+        time. A last connection wakes ``accept()``; a shutdown ends each read."""
         self._stopping = True
         with (
             contextlib.suppress(OSError),
-            socket.create_connection(self._listener.getsockname()[:2], timeout=LOOPBACK_TIMEOUT_S),
+            socket.create_connection(self._listener.getsockname()[:2], timeout=STOP_TIMEOUT_S),
         ):
             pass
-        self._threads[0].join(LOOPBACK_TIMEOUT_S)  # no connection is accepted after this
+        self._threads[0].join(STOP_TIMEOUT_S)  # no connection is accepted after this
         for connection in self._connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         for thread in self._threads[1:]:
-            thread.join(LOOPBACK_TIMEOUT_S)
+            thread.join(STOP_TIMEOUT_S)
         self._listener.close()
 
     def _serve(self) -> None:
