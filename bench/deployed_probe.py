@@ -11,7 +11,11 @@ saying whether init primes. Measured, as CPU time of this process:
 - with priming, the after-restore hooks (what a SnapStart restore runs), reported apart;
 - the first invocation; then later invocations of the same request (fresh ids, so an event is
   never a duplicate), alternately with the Parameters cache warm and expired (emptied: the next
-  read goes to SSM, as a first request's does).
+  read goes to SSM, as a first request's does);
+- init's and the first invocation's wall time besides (a wait shows there, not in CPU).
+
+With ``BENCH_PROFILE_DIR`` set, the first invocation and each expired one are profiled (cProfile
+on process CPU time) into that directory, with the modules each loaded.
 """
 
 from __future__ import annotations
