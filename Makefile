@@ -156,8 +156,9 @@ keys-demo: $(STAMP) ## `bridge keys` create, rotate, expire, revoke on moto, and
 	$(BIN)/python -m local.keys_demo
 
 .PHONY: bench-deployed
-bench-deployed: $(STAMP) ## cold start as deployed, each function with priming off and on: make bench-deployed [SAMPLES=5]
-	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.deployed --samples $(or $(SAMPLES),3)
+bench-deployed: $(STAMP) ## cold start as deployed, priming off and on: make bench-deployed [SAMPLES=5] [PROFILE=dir]
+	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.deployed --samples $(or $(SAMPLES),3) \
+		$(if $(PROFILE),--profile $(PROFILE))
 
 .PHONY: chaos fuzz
 chaos: $(STAMP) ## the chaos run with its summary table: make chaos N=100000 RATE=0.3 AWS_RATE=0.1 [SEED=7]

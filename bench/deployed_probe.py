@@ -11,7 +11,11 @@ saying whether init primes. Measured, as CPU time of this process:
 - with priming, the after-restore hooks (what a SnapStart restore runs), reported apart;
 - the first invocation; then later invocations of the same request (fresh ids, so an event is
   never a duplicate), alternately with the Parameters cache warm and expired (emptied: the next
-  read goes to SSM, as a first request's does).
+  read goes to SSM, as a first request's does);
+- init's and the first invocation's wall time besides (a wait shows there, not in CPU).
+
+With ``BENCH_PROFILE_DIR`` set, the first invocation and each expired one are profiled (cProfile
+on process CPU time) into that directory, with the modules each loaded.
 """
 
 from __future__ import annotations
@@ -126,10 +130,11 @@ def main(argv: list[str]) -> int:
     primed = os.environ.get("BRIDGE_PRIMING", "true") == "true"
     os.environ["BRIDGE_PRIMING"] = "false"  # the import alone first
     sys.path.insert(0, str(ROOT / "functions" / function))
-    started = time.process_time()
+    started, wall = time.process_time(), time.perf_counter()
     import app  # the function's module, as Lambda imports it
 
     import_s = time.process_time() - started
+    init_wall_s = time.perf_counter() - wall
     from salesmanago_bridge import priming
     from salesmanago_bridge.settings import get_settings
     from salesmanago_bridge.sources import Source
@@ -144,12 +149,13 @@ def main(argv: list[str]) -> int:
     if primed:
         os.environ["BRIDGE_PRIMING"] = "true"
         get_settings.cache_clear()
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         if function == "api":
             done = priming.prime_api(app.app, app.lambda_handler)
         else:
             done = priming.prime(SOURCES[function], app.lambda_handler)
         prime_s = time.process_time() - started
+        init_wall_s += time.perf_counter() - wall
         if function == "api":  # SnapStart: a cold request resumes a snapshot, after these hooks
             started = time.process_time()
             priming.run_after_restore_hooks()
@@ -169,16 +175,34 @@ def main(argv: list[str]) -> int:
 
     dispatcher.dead_letters.park = counting_park  # type: ignore[method-assign]
 
-    def invoke(n: int) -> tuple[float, bool]:
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+
+    walls: list[float] = []
+
+    def invoke(n: int, label: str = "") -> tuple[float, bool]:
         # What the runtime sets per invocation: the trace header (sampled: segments are sent).
         os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:24]};Sampled=1"
         event = request(function, group_key, api_key_id, n)
-        begun = time.process_time()
+        profiler = None
+        if profile_dir and label:
+            import cProfile
+
+            profiler = cProfile.Profile(time.process_time)
+            modules = set(sys.modules)
+            profiler.enable()
+        begun, wall = time.process_time(), time.perf_counter()
         before = len(parked)
         reply = app.lambda_handler(event, Context())
-        return time.process_time() - begun, applied(function, reply) and len(parked) == before
+        cpu = time.process_time() - begun
+        walls.append(time.perf_counter() - wall)
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            stem = Path(profile_dir) / f"{function}-{'primed' if primed else 'unprimed'}-{label}"
+            profiler.dump_stats(f"{stem}.prof")
+            Path(f"{stem}.modules").write_text("\n".join(sorted(set(sys.modules) - modules)) + "\n")
+        return cpu, applied(function, reply) and len(parked) == before
 
-    first_s, first_ok = invoke(0)
+    first_s, first_ok = invoke(0, "first")
     warm, expired, oks = [], [], [first_ok]
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
@@ -188,7 +212,7 @@ def main(argv: list[str]) -> int:
         oks.append(ok)
         for provider in DEFAULT_PROVIDERS.values():  # as if max_age had passed
             provider.clear_cache()
-        cpu, ok = invoke(2 * n)
+        cpu, ok = invoke(2 * n, f"expired{n}")
         expired.append(cpu)
         oks.append(ok)
     report = {
@@ -198,8 +222,10 @@ def main(argv: list[str]) -> int:
         "import_cpu_ms": round(import_s * 1000, 1),
         "prime_cpu_ms": round(prime_s * 1000, 1),
         "init_cpu_ms": round((import_s + prime_s) * 1000, 1),
+        "init_wall_ms": round(init_wall_s * 1000, 1),
         "restore_hooks_cpu_ms": round(restore_s * 1000, 2),
         "first_cpu_ms": round(first_s * 1000, 1),
+        "first_wall_ms": round(walls[0] * 1000, 1),
         "warm_cpu_ms": round(statistics.median(warm) * 1000, 1),
         "expired_cpu_ms": round(statistics.median(expired) * 1000, 1),
         "all_applied": all(oks),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import http.server
 import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from local.runner import load_handler
 from salesmanago_bridge import priming
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.observability import metrics
+from salesmanago_bridge.priming import loopback, restore
 from salesmanago_bridge.settings import get_settings
 from salesmanago_bridge.sources import Source
 
@@ -46,7 +49,7 @@ def deployed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("STAGE", "test")
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "salesmanago-bridge-test-idempotency")
     monkeypatch.setattr(snapshot_restore_py, "_after_restore_registry", [])
-    monkeypatch.setattr(priming, "_registered", False)
+    monkeypatch.setattr(restore, "_registered", False)
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
     monkeypatch.delitem(DEFAULT_PROVIDERS, "ssm", raising=False)
@@ -101,11 +104,46 @@ def test_priming_rehearses_the_path_without_any_call_leaving_or_anything_kept(
     assert powertools_logger.is_cold_start is True  # the first real invocation is the cold start
 
 
+def test_the_rehearsal_leaves_no_thread_and_waits_for_no_timeout(
+    deployed_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: the loopback's sockets with their long timeout (a blocked accept() or read lasts it)
+    monkeypatch.setattr(loopback, "LOOPBACK_TIMEOUT_S", 30.0)
+    before = set(threading.enumerate())
+
+    # When
+    started = time.monotonic()
+    done = priming.prime(Source.SQS)
+    waited = time.monotonic() - started
+
+    # Then: every thread of the rehearsal has ended when priming returns, told to stop, not timed
+    # out: an init that sleeps is a cold start's wall time, and no thread of it belongs in a snapshot
+    assert done["rehearsal"] is True
+    assert [t.name for t in set(threading.enumerate()) - before if t.name.startswith("priming")] == []
+    assert waited < loopback.LOOPBACK_TIMEOUT_S
+
+
+def test_priming_freezes_what_it_built_without_walking_the_heap(
+    deployed_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: full collections recorded (one walks the whole heap: 15-35 ms of init at cold start)
+    collections: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: collections.append(generation) or 0)
+    frozen = gc.get_freeze_count()
+
+    # When
+    priming.prime(Source.SQS)
+
+    # Then: what priming built is out of the collector's reach, and no collection was asked for
+    assert gc.get_freeze_count() > frozen
+    assert collections == []
+
+
 def test_a_rehearsal_that_does_not_apply_reports_it(
     deployed_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given: SALESmanago's stand-in refusing everything
-    monkeypatch.setattr(priming._Loopback, "SALESMANAGO_REPLY", b'{"success": false, "message": ["no"]}')
+    monkeypatch.setattr(loopback.Loopback, "SALESMANAGO_REPLY", b'{"success": false, "message": ["no"]}')
 
     # When
     done = priming.prime(Source.SQS)
@@ -217,7 +255,7 @@ def test_drop_connections_empties_the_session_pools_and_closes_boto3_clients(
     adapter = session.get_adapter("http://127.0.0.1/")
     assert len(adapter.poolmanager.pools) == 1
     closed: list[str] = []
-    for client in priming._boto3_clients(dispatcher):
+    for client in priming.boto3_clients(dispatcher):
         name = client.meta.service_model.service_name
         monkeypatch.setattr(client, "close", lambda name=name: closed.append(name))
 

@@ -1,6 +1,6 @@
 """Every SALESmanago operation the bridge uses, one method each: path, body shape, reply rules.
 
-``client.py`` carries requests (signing, retries, timeouts, errors); what a path is called, how
+``client/`` carries requests (signing, retries, timeouts, errors); what a path is called, how
 its body is wrapped and how its reply is read, including the rules that read SALESmanago's
 message text, lives here and nowhere else (salesmanago-api.md; docs/salesmanago.md).
 """
