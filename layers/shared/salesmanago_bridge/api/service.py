@@ -35,7 +35,7 @@ from salesmanago_bridge.observability import metrics
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 READ_ACTION = "contact.get"
-INVALID_REQUEST = "invalid request"  # every 400 on a body says so, whichever step refused it
+INVALID_REQUEST = "invalid request"  # the message of every `validation` 400, whichever step refused the body
 
 
 # ---- writes ------------------------------------------------------------------------------------
