@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import http.server
 import os
@@ -352,3 +353,19 @@ def test_restore_hooks_run_in_order_through_the_runtime_registry(deployed_env: N
 
     # Then
     assert dispatcher.client.budget.deadline is None
+
+
+def test_the_dry_run_builds_each_primed_actions_items_with_its_specs_builder() -> None:
+    from salesmanago_bridge.actions import SPECS, UnknownActionError
+    from salesmanago_bridge.commands import Action
+    from salesmanago_bridge.priming import synthetic
+
+    assert set(synthetic.SYNTHETIC_COMMANDS) <= set(SPECS)
+    assert synthetic.dry_run_commands() == [str(action) for action in synthetic.SYNTHETIC_COMMANDS]
+    products = synthetic._synthetic_command(
+        Action.PRODUCTS_UPSERT, synthetic.SYNTHETIC_COMMANDS[Action.PRODUCTS_UPSERT]
+    )
+    assert [item["productId"] for item in synthetic._body(products)] == ["P1"]
+    unknown = dataclasses.replace(products, action="products.teleport")
+    with pytest.raises(UnknownActionError):  # never built as another action's items
+        synthetic._body(unknown)

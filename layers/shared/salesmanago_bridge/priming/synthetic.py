@@ -10,9 +10,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from salesmanago_bridge.actions import Chunking, spec_for
 from salesmanago_bridge.codec import dumps
 from salesmanago_bridge.commands import Action, Command, CommandEnvelope
-from salesmanago_bridge.mapping import contact_delete_body, contact_upsert_item, event_item, product_item
 from salesmanago_bridge.observability import logger
 from salesmanago_bridge.sources import Source, from_eventbridge_event, from_sns_record, from_sqs_record
 
@@ -104,15 +104,11 @@ def _synthetic_command(action: Action, data: Any) -> Command:
     return envelope.to_command(field_map=routes, sent_at_ms=inbound.sent_at_ms, default_location="priming")
 
 
-def _body(command: Command) -> Any:
-    data: Any = command.data
-    if command.action is Action.CONTACT_UPSERT:
-        return {"upsertDetails": [contact_upsert_item(data)]}
-    if command.action is Action.CONTACT_DELETE:
-        return contact_delete_body(data)
-    if command.action is Action.EVENT_CREATE:
-        return {"events": [event_item(data)]}
-    return {"products": [product_item(product) for product in data]}
+def _body(command: Command) -> list[dict[str, Any]]:
+    """The command's SALESmanago items, built by its spec's item builder (an unknown action raises)."""
+    spec = spec_for(command.action)
+    items: list[Any] = list(command.data) if spec.chunking is Chunking.ITEMS else [command.data]
+    return [spec.item(item) for item in items]
 
 
 # ---- the API's request -------------------------------------------------------------------------
