@@ -8,7 +8,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from salesmanago_bridge import actions, api
-from salesmanago_bridge.commands import Action
 from salesmanago_bridge.observability import logger, tracer
 from salesmanago_bridge.priming import prime_api
 
@@ -21,27 +20,32 @@ READ_ERRORS = (400, 403, 404, 502, 503)
 
 
 @app.post("/contacts", summary="Upsert a contact", responses=api.responses(WRITTEN, *WRITE_ERRORS))
-def upsert_contact(request: Annotated[api.ContactUpsertRequest, Body()]) -> Response[actions.ContactUpserted]:
-    return api.write(app, Action.CONTACT_UPSERT)
+def upsert_contact(
+    request: Annotated[actions.ContactUpsertRequest, Body()],
+) -> Response[actions.ContactUpserted]:
+    return api.write(app, request)
 
 
 @app.delete("/contacts", summary="Delete a contact", responses=api.responses(WRITTEN, *WRITE_ERRORS))
-def delete_contact(request: Annotated[api.ContactDeleteRequest, Body()]) -> Response[actions.ContactDeleted]:
-    return api.write(app, Action.CONTACT_DELETE)
+def delete_contact(
+    request: Annotated[actions.ContactDeleteRequest, Body()],
+) -> Response[actions.ContactDeleted]:
+    return api.write(app, request)
 
 
 @app.post("/events", summary="Create an external event", responses=api.responses(WRITTEN, *WRITE_ERRORS, 409))
 def create_event(
-    request: Annotated[api.EventCreateRequest, Body()], idempotency_key: api.IdempotencyKeyHeader = None
+    request: Annotated[actions.EventCreateRequest, Body()],
+    idempotency_key: api.IdempotencyKeyHeader = None,
 ) -> Response[actions.EventCreated]:
-    return api.write(app, Action.EVENT_CREATE, idempotency_key)
+    return api.write(app, request, idempotency_key)
 
 
 @app.post("/products", summary="Upsert products", responses=api.responses(WRITTEN, *WRITE_ERRORS))
 def upsert_products(
-    request: Annotated[api.ProductsUpsertRequest, Body()],
+    request: Annotated[actions.ProductsUpsertRequest, Body()],
 ) -> Response[actions.ProductsUpserted]:
-    return api.write(app, Action.PRODUCTS_UPSERT)
+    return api.write(app, request)
 
 
 @app.get(

@@ -299,6 +299,56 @@ def test_api_custom_domain_event_keeps_its_base_path_in_the_event(call: Call):
     assert proxy_event("POST", "/Production/contacts")["path"] == "/contacts"
 
 
+# ---- validated once ---------------------------------------------------------------------------
+IDNA_EMAIL = "zofia@xn--bcher-kva.example.com"  # takes the e-mail's full check, not its fast path
+IDN_URL = "https://bücher.example.com/p"  # takes urlsplit, not the plain-URL fast path
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "data", "headers"),
+    [
+        ("POST", "/contacts", {"email": IDNA_EMAIL, "name": "Zofia"}, {}),
+        ("POST", "/contacts", {"email": IDNA_EMAIL, "loyalty_tier": "gold"}, {}),  # routed by the field map
+        ("DELETE", "/contacts", {"email": IDNA_EMAIL}, {}),
+        ("POST", "/events", {"email": IDNA_EMAIL, "contactExtEventType": "PURCHASE"}, {}),
+        ("POST", "/events", {"email": IDNA_EMAIL, "contactExtEventType": "CART"}, {"Idempotency-Key": "k-9"}),
+    ],
+    ids=["upsert", "upsert-routed", "delete", "event", "event-with-key"],
+)
+def test_api_write_validates_data_once(
+    method: str,
+    target: str,
+    data: dict[str, Any],
+    headers: dict[str, str],
+    call: Call,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given a validator of data that counts its runs
+    from salesmanago_bridge import fields
+
+    checked: list[str] = []
+    full_check = fields._email_validator_normalized
+    monkeypatch.setattr(fields, "_email_validator_normalized", lambda v: checked.append(v) or full_check(v))
+    # When the write is served (the at-most-once path included, for events)
+    reply = call(method, target, {"group_key": "demo-shop", "data": data}, headers=headers)
+    # Then its data was validated once: not by the request model, and not again for the event's id
+    assert reply.status == 200, reply.body
+    assert checked == [IDNA_EMAIL]
+
+
+def test_api_products_are_validated_once(call: Call, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch):
+    from salesmanago_bridge import fields
+
+    split: list[str] = []
+    real_urlsplit = fields.urlsplit
+    monkeypatch.setattr(fields, "urlsplit", lambda v: split.append(v) or real_urlsplit(v))
+    product = {**PRODUCT_BASE, "id": "P1", "url": IDN_URL, "image_url": IDN_URL + ".jpg"}
+    reply = call("POST", "/products", {"group_key": "demo-shop", "data": [product]})
+    assert reply.status == 200, reply.body
+    assert split == [IDN_URL, IDN_URL + ".jpg"]  # each URL of the product checked once
+
+
 # ---- 400 --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("raw", ["{not json", "", "[1, 2]", "null", '"text"'])
 def test_api_body_not_a_json_object_is_400(raw: str, call: Call, sandbox: Sandbox):
@@ -311,22 +361,21 @@ def test_api_body_not_a_json_object_is_400(raw: str, call: Call, sandbox: Sandbo
 
 def test_api_invalid_body_lists_every_failing_field_and_echoes_no_value(call: Call, sandbox: Sandbox):
     # Given several bad fields, with values that must not come back
-    body = {
-        "group_key": "demo-shop",
-        "data": {
-            "email": "not-an-email-SECRET1",
-            "state": "SECRET2",
-            "tags": "SECRET3",
-            "birthday": "SECRET4",
-        },
-        "surprise": "SECRET5",
-    }
-    # When
-    reply = call("POST", "/contacts", body)
-    # Then every field is named with its path, and none of the values is echoed
+    data = {"email": "not-an-email-SECRET1", "state": "SECRET2", "tags": "SECRET3", "birthday": "SECRET4"}
+    # When the envelope is wrong too
+    envelope_refused = call(
+        "POST", "/contacts", {"group_key": "demo-shop", "data": data, "surprise": "SECRET5"}
+    )
+    # Then the envelope's fields are named first: data is validated only once the group's field map is known
+    assert envelope_refused.status == 400
+    assert envelope_refused.fields() == ["surprise"]
+    # When only data is wrong
+    reply = call("POST", "/contacts", {"group_key": "demo-shop", "data": data})
+    # Then every field of it is named with its path, and none of the values is echoed
     assert reply.status == 400
-    assert set(reply.fields()) == {"data.email", "data.state", "data.tags", "data.birthday", "surprise"}
-    assert "SECRET" not in json.dumps(reply.body)
+    assert reply.error["message"] == "invalid request"
+    assert set(reply.fields()) == {"data.email", "data.state", "data.tags", "data.birthday"}
+    assert "SECRET" not in json.dumps([envelope_refused.body, reply.body])
     assert not sandbox.requests
 
 

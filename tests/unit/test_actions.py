@@ -9,7 +9,7 @@ import pytest
 from salesmanago_bridge import actions, gateway
 from salesmanago_bridge.actions import SPECS, UnknownActionError, send_chunk, spec_for
 from salesmanago_bridge.batching import plan_chunks
-from salesmanago_bridge.commands import DATA_MODELS, Action
+from salesmanago_bridge.commands import DATA_MODELS, Action, WriteRequest
 from salesmanago_bridge.settings import Settings
 from salesmanago_bridge.work import Chunk, Work
 
@@ -27,6 +27,29 @@ def test_specs_agree_with_the_command_contract_and_the_settings() -> None:
         if spec.batch_size_setting is not None:
             assert isinstance(getattr(settings, spec.batch_size_setting), int)
         assert issubclass(spec.reply, actions.Applied)
+
+
+def test_each_spec_owns_the_api_request_of_its_action_named_after_it() -> None:
+    # Given the request models beside the specs (a route's body is its spec's request)
+    for action, spec in SPECS.items():
+        assert spec.request is not None
+        # Then each names its action, and its schema in docs/openapi.json is named after it
+        assert spec.request.action() is action
+        pascal = "".join(word.capitalize() for word in str(action).split("."))
+        assert spec.request.__name__ == f"{pascal}Request"
+        assert spec.request.model_json_schema()["title"] == f"{pascal}Request"
+
+
+def test_a_data_model_of_no_action_cannot_make_a_request_model() -> None:
+    from pydantic import BaseModel
+
+    class Stray(BaseModel):
+        email: str
+
+    with pytest.raises(LookupError, match="data model of no action"):
+
+        class StrayRequest(WriteRequest[Stray]):
+            pass
 
 
 def test_only_events_are_at_most_once() -> None:

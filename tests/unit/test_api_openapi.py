@@ -70,3 +70,27 @@ def test_api_openapi_request_bodies_describe_the_contract(document: dict[str, An
     assert {"sm_id", "email", "tags", "properties", "createdOn", "modifiedOn", "streetAddress"} <= set(
         contact
     )
+
+
+def test_api_openapi_each_write_route_takes_its_actions_request_model(document: dict[str, Any]):
+    from salesmanago_bridge.actions import SPECS
+    from salesmanago_bridge.commands import Action
+
+    routes = {
+        ("post", "/contacts"): Action.CONTACT_UPSERT,
+        ("delete", "/contacts"): Action.CONTACT_DELETE,
+        ("post", "/events"): Action.EVENT_CREATE,
+        ("post", "/products"): Action.PRODUCTS_UPSERT,
+    }
+    schemas = document["components"]["schemas"]
+    for (method, path), action in routes.items():
+        body = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+        request = SPECS[action].request
+        assert request is not None
+        assert body == {"$ref": f"#/components/schemas/{request.__name__}"}
+        # data is documented as the action's model, open to the fields a field map routes
+        data = schemas[request.__name__]["properties"]["data"]
+        fields = data.get("items", data)
+        fields_schema = schemas[fields["$ref"].rsplit("/", 1)[1]]
+        assert set(fields_schema["properties"]) == set(SPECS[action].data.model_fields)
+        assert fields_schema["additionalProperties"] is True

@@ -1,7 +1,10 @@
-"""The action registry: one ``ActionSpec`` per action, read by batching, sending, replies and the
-at-most-once paths. An action without a spec fails at import, and ``spec_for`` refuses any other.
+"""The action registry: one ``ActionSpec`` per action, read by batching, sending, the API's requests
+and replies, and the at-most-once paths. An action without a spec fails at import, and ``spec_for``
+refuses any other.
 
-Adding an action: see docs/architecture.md, "Adding an action".
+Adding an action (docs/architecture.md, "Adding an action"): its ``Action`` member and data model in
+commands/data.py; here its request and reply models, its item builder (unless one in mapping.py
+fits) and its ``ActionSpec``; its route in functions/api/app.py; its events in template.yaml.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from salesmanago_bridge import gateway, senders
-from salesmanago_bridge.commands import (
+from salesmanago_bridge.commands import WriteRequest
+from salesmanago_bridge.commands.data import (  # the module a new data model goes in
+    DATA_MODELS,
+    ITEM_LISTS,
     Action,
     ContactDeleteData,
     ContactUpsertData,
@@ -25,6 +31,23 @@ from salesmanago_bridge.gateway import Operation, SalesmanagoGateway
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.mapping import contact_delete_body, contact_upsert_item, event_item, product_item
 from salesmanago_bridge.work import Chunk, Results
+
+
+# ---- requests of the HTTP API (validated by Powertools; their schemas are in docs/openapi.json) ---
+class ContactUpsertRequest(WriteRequest[ContactUpsertData]):
+    """The body of ``POST /contacts``."""
+
+
+class ContactDeleteRequest(WriteRequest[ContactDeleteData]):
+    """The body of ``DELETE /contacts``."""
+
+
+class EventCreateRequest(WriteRequest[EventCreateData]):
+    """The body of ``POST /events``."""
+
+
+class ProductsUpsertRequest(WriteRequest[ProductData]):
+    """The body of ``POST /products``."""
 
 
 # ---- replies of the HTTP API (their schemas are in docs/openapi.json) --------------------------
@@ -67,6 +90,9 @@ class ProductsUpserted(Applied):
     )
 
 
+# ---- item builders: a new action's goes here (the first four actions' are in mapping.py) -------
+
+
 # ---- the registry ------------------------------------------------------------------------------
 class Chunking(StrEnum):
     """How a round's commands of one (group, action) become requests."""
@@ -85,13 +111,14 @@ class ActionSpec:
     """Everything the bridge decides per action, in one place."""
 
     action: Action
-    data: type[BaseModel]  # the model of one ``data`` (of one item, for ITEMS)
-    item: Callable[[Any], dict[str, Any]]  # data → the SALESmanago item (mapping.py)
+    data: type[BaseModel]  # the model of one ``data`` (of one item, for ITEMS): DATA_MODELS[action]
+    item: Callable[[Any], dict[str, Any]]  # data → the SALESmanago item (here or in mapping.py)
     operations: tuple[Operation, ...]  # what sending uses (gateway.py)
     chunking: Chunking
     batch_size_setting: str | None  # the Settings attribute that caps a chunk (None: SINGLE)
     send: Sender
-    reply: type[Applied]
+    reply: type[Applied]  # the API's answer
+    request: type[WriteRequest[Any]] | None  # the API's body (None: no route takes the action)
 
     @property
     def at_most_once(self) -> bool:
@@ -111,6 +138,7 @@ SPECS: dict[Action, ActionSpec] = {
             batch_size_setting="contact_batch_size",
             send=senders.send_contacts,
             reply=ContactUpserted,
+            request=ContactUpsertRequest,
         ),
         ActionSpec(
             Action.CONTACT_DELETE,
@@ -121,6 +149,7 @@ SPECS: dict[Action, ActionSpec] = {
             batch_size_setting=None,
             send=senders.send_each_delete,
             reply=ContactDeleted,
+            request=ContactDeleteRequest,
         ),
         ActionSpec(
             Action.EVENT_CREATE,
@@ -131,6 +160,7 @@ SPECS: dict[Action, ActionSpec] = {
             batch_size_setting="event_batch_size",
             send=senders.send_events,
             reply=EventCreated,
+            request=EventCreateRequest,
         ),
         ActionSpec(
             Action.PRODUCTS_UPSERT,
@@ -141,11 +171,20 @@ SPECS: dict[Action, ActionSpec] = {
             batch_size_setting="product_batch_size",
             send=senders.send_products,
             reply=ProductsUpserted,
+            request=ProductsUpsertRequest,
         ),
     )
 }
-if set(SPECS) != set(Action):  # loud at import: an action nobody can send must not ship
+# Loud at import: an action nobody can send must not ship, nor a spec at odds with the contract.
+if set(SPECS) != set(Action):
     raise RuntimeError(f"actions without an ActionSpec: {sorted(set(Action) - set(SPECS))}")
+for _spec in SPECS.values():
+    if _spec.data is not DATA_MODELS[_spec.action]:
+        raise RuntimeError(f"{_spec.action}: the spec's data model is not DATA_MODELS[{_spec.action!r}]")
+    if (_spec.chunking is Chunking.ITEMS) != (_spec.action in ITEM_LISTS):
+        raise RuntimeError(f"{_spec.action}: ITEMS chunking is for the actions in ITEM_LISTS, and only them")
+    if _spec.request is not None and _spec.request.action() is not _spec.action:
+        raise RuntimeError(f"{_spec.action}: its request model is another action's")
 
 
 class UnknownActionError(LookupError):

@@ -289,12 +289,13 @@ def location_warnings(location: str | None, catalog_location: str | None) -> tup
 
 
 def trim_warnings(products: tuple[ProductData, ...]) -> tuple[str, ...]:
-    """One warning per product value SALESmanago keeps only the first 255 characters of."""
+    """One warning per product value SALESmanago keeps only the first 255 characters of (an item
+    model without such a field has nothing to trim)."""
     found = []
     for index, product in enumerate(products):
         values = product.__dict__  # a validated model's fields: a third of getattr's cost, per product
         for name in TRIMMED_PRODUCT_FIELDS:
-            value = values[name]
+            value = values.get(name)
             if value is not None and len(value) > SALESMANAGO_TEXT_LIMIT:
                 found.append(f"trimmed: data[{index}].{name} cut to {TRIMMED_TO}")
     return tuple(found)

@@ -3,8 +3,10 @@
 ``functions/api/app.py`` only declares the routes; what each route does is in this package:
 
     proxy event ─> resolver.BridgeResolver   413 over 1 MB; the body is JSON whatever its Content-Type
-                ─> Powertools validation     models.py's request models; failures become 400, not 422
-                ─> service.write / reads     tenants.py (403, group_key default), command, dispatcher
+                ─> Powertools validation     the action's WriteRequest (actions.py) (``data`` by its shape
+                                             only) and parameters; failures become 400, not 422
+                ─> service.write / reads     tenants.py (403, group_key default), ``data`` validated once
+                                             after the group's field map, command, dispatcher
                 ─> errors.error_response     the one mapping from an error to a status and a body
 
 Every error answers ``{"error": {"code", "message", "details": [{"field", "problem"}]}}``; ``code`` is
@@ -28,14 +30,10 @@ from salesmanago_bridge.api.errors import (
     validation_problems,
 )
 from salesmanago_bridge.api.models import (
-    ContactDeleteRequest,
     ContactFound,
-    ContactUpsertRequest,
     EmailQuery,
-    EventCreateRequest,
     GroupKeyQuery,
     IdempotencyKeyHeader,
-    ProductsUpsertRequest,
     SmIdPath,
     responses,
 )
@@ -49,6 +47,7 @@ from salesmanago_bridge.api.resolver import (
 )
 from salesmanago_bridge.api.service import contact_by_email, contact_by_id, write
 from salesmanago_bridge.api.tenants import resolve_group
+from salesmanago_bridge.commands import WriteRequest
 from salesmanago_bridge.dispatch import get_dispatcher
 from salesmanago_bridge.idempotency import RequestGuard, get_request_guard
 
@@ -60,20 +59,17 @@ __all__ = [
     "STATUS_BY_ERROR_TYPE",
     "ApiError",
     "BridgeResolver",
-    "ContactDeleteRequest",
     "ContactFound",
     "ContactNotFoundError",
-    "ContactUpsertRequest",
     "EmailQuery",
-    "EventCreateRequest",
     "ForbiddenError",
     "GroupKeyQuery",
     "IdempotencyKeyHeader",
     "PayloadTooLargeError",
-    "ProductsUpsertRequest",
     "RequestDeadline",
     "RequestGuard",
     "SmIdPath",
+    "WriteRequest",
     "as_json_request",
     "body_size",
     "contact_by_email",

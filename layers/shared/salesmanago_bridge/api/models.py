@@ -1,5 +1,7 @@
-"""What the API reads and answers: request models (validated by Powertools, the source of
-docs/openapi.json), route parameters, read and error replies. Write replies are the ActionSpecs'.
+"""What the API reads and answers besides writes: route parameters, read and error replies.
+
+A write's request model (``WriteRequest[<data model>]``, commands/requests.py) and its reply are
+its ActionSpec's (actions.py).
 """
 
 from __future__ import annotations
@@ -9,101 +11,14 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import content_types
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, WithJsonSchema
+from pydantic import BaseModel, EmailStr, Field
 
-from salesmanago_bridge.commands import (
-    GROUP_KEY_PATTERN,
-    ContactDeleteData,
-    ContactUpsertData,
-    EventCreateData,
-    ProductData,
-)
+from salesmanago_bridge.commands import GROUP_KEY_PATTERN
 from salesmanago_bridge.idempotency import IDEMPOTENCY_KEY_HEADER
 from salesmanago_bridge.mapping import ContactView
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 SM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-
-# ---- request models: validated by Powertools, and the source of docs/openapi.json --------------
-_OPEN = ConfigDict(extra="allow")  # other fields go through the group's field_map (else 400)
-
-
-class ContactUpsertFields(ContactUpsertData):
-    """The contact. Fields not listed here are routed by the group's `field_map`, else refused."""
-
-    model_config = _OPEN
-
-
-class ContactDeleteFields(ContactDeleteData):
-    """The contact to delete."""
-
-    model_config = _OPEN
-
-
-# The event fields whose validators accept more than their JSON schema says.
-_PRODUCTS_TYPE = EventCreateData.model_fields["products"].annotation
-_DATE_TYPE = EventCreateData.model_fields["date"].annotation
-_EventProducts = Annotated[
-    _PRODUCTS_TYPE,  # type: ignore[valid-type]  # the model field's own annotation, read at runtime
-    WithJsonSchema(
-        {"anyOf": [{"type": "string", "maxLength": 512}, {"type": "array", "items": {"type": "string"}}]}
-    ),
-]
-_EventDate = Annotated[
-    _DATE_TYPE,  # type: ignore[valid-type]  # the model field's own annotation, read at runtime
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer"}, {"type": "string", "format": "date-time"}],
-            "description": "epoch milliseconds or ISO 8601; default: when the request arrived",
-        }
-    ),
-]
-
-
-class EventCreateFields(EventCreateData):
-    """The external event. Fields not listed here are routed by the group's `field_map`, else refused."""
-
-    model_config = _OPEN
-    products: _EventProducts = None
-    date: _EventDate = None
-
-
-class ProductFields(ProductData):
-    """One product. Other fields go through the group's `field_map`; unmapped ones are ignored and listed."""
-
-    model_config = _OPEN
-
-
-GroupKeyField = Annotated[
-    str | None,
-    Field(
-        pattern=GROUP_KEY_PATTERN,
-        description="The tenant. Optional when the API key is bound to exactly one group.",
-    ),
-]
-
-
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    group_key: GroupKeyField = None
-
-
-class ContactUpsertRequest(_Request):
-    data: ContactUpsertFields
-
-
-class ContactDeleteRequest(_Request):
-    data: ContactDeleteFields
-
-
-class EventCreateRequest(_Request):
-    data: EventCreateFields
-
-
-class ProductsUpsertRequest(_Request):
-    data: Annotated[list[ProductFields], Field(min_length=1)]
-
 
 # Parameters of the routes, with their OpenAPI descriptions.
 GroupKeyQuery = Annotated[

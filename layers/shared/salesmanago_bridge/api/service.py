@@ -1,7 +1,13 @@
 """What each route does: validate, run now, answer (writes); look a contact up (reads).
 
-A write's body is parsed once (Powertools, against the request model) and its ``data`` is
-validated once, after the group's field map has routed it: see ``write``.
+Where a write's body is checked, each part once:
+    the JSON              parsed by Powertools (``json_body``, cached), within the codec's bounds
+    the envelope          Powertools, against the action's ``WriteRequest``: ``group_key``, no other keys,
+                          and only the shape of ``data`` (an object, or a non-empty list of objects)
+    the tenant            ``resolve_group`` (403, or a 400 naming ``group_key``)
+    ``data``              ``build_command``, against the action's model, after the group's field map has
+                          routed it (the map is the tenant's: known only now)
+    an event's id, date   fixed by the at-most-once path (``Command.identified``), not validated again
 """
 
 from __future__ import annotations
@@ -16,16 +22,11 @@ from pydantic import ValidationError
 
 from salesmanago_bridge import api
 from salesmanago_bridge.actions import spec_for
-from salesmanago_bridge.api.errors import ContactNotFoundError
+from salesmanago_bridge.api.errors import ContactNotFoundError, validation_problems
 from salesmanago_bridge.api.models import ContactFound
 from salesmanago_bridge.api.tenants import api_key_id, query_group_key, resolve_group
-from salesmanago_bridge.commands import (
-    Action,
-    CommandEnvelope,
-)
-from salesmanago_bridge.errors import (
-    UnavailableError,
-)
+from salesmanago_bridge.commands import WriteRequest, build_command
+from salesmanago_bridge.errors import FieldProblem, UnavailableError
 from salesmanago_bridge.gateway import SalesmanagoGateway
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.idempotency import sha256_of
@@ -34,36 +35,40 @@ from salesmanago_bridge.observability import metrics
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 READ_ACTION = "contact.get"
+INVALID_REQUEST = "invalid request"  # every 400 on a body says so, whichever step refused it
 
 
 # ---- writes ------------------------------------------------------------------------------------
-def write(app: APIGatewayRestResolver, action: Action, idempotency_key: str | None = None) -> Response:
-    """Validate the body for ``action`` in its group, run it now, and answer with what was done.
+def write(
+    app: APIGatewayRestResolver, request: WriteRequest[Any], idempotency_key: str | None = None
+) -> Response:
+    """Validate ``request.data`` for its action in its group, run it now, and answer with what was done.
 
     Raises:
         BridgeError, ApiError: mapped to a status by ``error_response``.
     """
+    action = request.action()
     spec = spec_for(action)
-    body = app.current_event.json_body
-    group_key = resolve_group(app, body.get("group_key"), query_group_key(app))
+    group_key = resolve_group(app, request.group_key, query_group_key(app))
     dispatcher = api.get_dispatcher()
     group = dispatcher.groups.get(group_key)
-    envelope = CommandEnvelope.parse(
-        {"action": str(action), "group_key": group_key, "data": body.get("data")}
-    )
-    field_map, location = group.routes_for(action), group.location
     sent_at_ms = _request_time_ms(app)
     # Validated before any idempotency record is written: a refused body binds no key.
-    command = envelope.to_command(sent_at_ms=sent_at_ms, field_map=field_map, default_location=location)
+    command = build_command(
+        action,
+        group_key,
+        request.data,
+        field_map=group.routes_for(action),
+        sent_at_ms=sent_at_ms,
+        default_location=group.location,
+        describe=data_problems,
+        refusal=INVALID_REQUEST,
+    )
     if spec.at_most_once:  # a client's retry must not create a second event
         command_id, first_seen_ms = event_identity(
-            app, group_key, group, body.get("data"), idempotency_key, sent_at_ms
+            app, group_key, request.data, idempotency_key, sent_at_ms, dated=not command.dated_by_default
         )
-        if command_id is not None or first_seen_ms != sent_at_ms:
-            envelope = envelope.model_copy(update={"id": command_id})
-            command = envelope.to_command(
-                sent_at_ms=first_seen_ms, field_map=field_map, default_location=location
-            )
+        command = command.identified(command_id, first_seen_ms)
     result = dispatcher.run(command, app.lambda_context)
     headers = {REPLAYED_HEADER: "true"} if result.get("duplicate") else {}
     return Response(
@@ -72,6 +77,12 @@ def write(app: APIGatewayRestResolver, action: Action, idempotency_key: str | No
         body=spec.reply.from_result(action, group_key, result),
         headers=headers,
     )
+
+
+def data_problems(exc: ValidationError, path: tuple[int | str, ...]) -> list[FieldProblem]:
+    """The failing fields of ``data`` in the words of every other 400 (``validation_problems``)."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    return validation_problems([{**error, "loc": ("body", *path, *error["loc"])} for error in errors])
 
 
 def _request_time_ms(app: APIGatewayRestResolver) -> int:
@@ -83,12 +94,13 @@ def _request_time_ms(app: APIGatewayRestResolver) -> int:
 def event_identity(
     app: APIGatewayRestResolver,
     group_key: str,
-    group: GroupConfig,
     data: Any,
     idempotency_key: str | None,
     now_ms: int,
+    *,
+    dated: bool,
 ) -> tuple[str | None, int]:
-    """The event's command id and the date it gets when its body has none.
+    """The event's command id and the date it gets when its body has none (``dated`` is false).
 
     With an ``Idempotency-Key``, the id is derived from (API key id, group_key, key), so a retry is
     the same event to the idempotency guard, and the key's first use fixes the default date: a
@@ -112,16 +124,9 @@ def event_identity(
         return command_id, guard.first_seen(
             [key_id, group_key, idempotency_key], body_hash, now_ms, keyed=True
         )
-    if guard is None or _has_date(data, group):
+    if guard is None or dated:
         return None, now_ms
     return None, guard.first_seen([key_id, group_key, body_hash], body_hash, now_ms, keyed=False)
-
-
-def _has_date(data: Any, group: GroupConfig) -> bool:
-    if not isinstance(data, dict):
-        return False
-    sources = ["date", *(s for s, t in group.routes_for(Action.EVENT_CREATE).items() if t == "date")]
-    return any(data.get(source) is not None for source in sources)
 
 
 # ---- reads -------------------------------------------------------------------------------------
