@@ -191,7 +191,8 @@ class ProductStockData(_Model):
     `available` included, stays as its last full upsert set it."""
 
     id: Annotated[str, text(32, 1)]
-    quantity: Annotated[int, Field(ge=0)]
+    # Strict: an integer as JSON has it; true, 2.5, "3" are refused, not read as a quantity.
+    quantity: Annotated[int, Field(ge=0, strict=True)]
 
 
 class ProductPriceData(_Model):
