@@ -2,8 +2,8 @@
 
 The rules follow salesmanago-api.md §3: upserts (contacts, products) and the stock and price
 updates are idempotent, so a chunk refused without naming the culprit is split and re-sent until
-the bad records are isolated; an
-event batch is never re-sent once any event may have been created, only its failed records;
+the bad records are isolated; an event batch is never re-sent once any event may have been
+created, only its failed records;
 request-level refusals (credentials, owner, catalog) fail the chunk without splitting. A chunk
 of one uses the single-record endpoint, whose reply carries the id and the precise reason.
 Paths, body envelopes and how a reply is read are the gateway's.
@@ -12,7 +12,7 @@ Paths, body envelopes and how a reply is read are the gateway's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from salesmanago_bridge.errors import (
     AuthError,
@@ -29,8 +29,14 @@ from salesmanago_bridge.work import Chunk, ProductItem, Result, Results, Work
 
 # An action's item builder (its ActionSpec's ``item``): validated data → the SALESmanago item.
 Build = Callable[[Any], dict[str, Any]]
-# A gateway's v3 products write: (group, catalog id, items) → SALESmanago's warnings.
-ProductsWrite = Callable[..., list[str]]
+
+
+class ProductsWrite(Protocol):
+    """A gateway's v3 products write (upsert, quantities, prices): SALESmanago's warnings."""
+
+    def __call__(
+        self, group: GroupConfig, catalog_id: str, items: list[dict[str, Any]], *, action: str
+    ) -> list[str]: ...
 
 
 # ---- the senders an ActionSpec names: (gateway, group, chunk, item builder) → results ---------
