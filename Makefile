@@ -116,6 +116,10 @@ bench: $(STAMP) ## benchmark: requests, throughput, CPU, memory, cold start, hos
 	PYENV_VERSION=$(SAM_PYENV) $(BIN)/python -m bench.run
 	$(BIN)/python -m bench.hostile
 
+.PHONY: bench-stock
+bench-stock: $(STAMP) ## benchmark: 20,000 stock and price updates vs the same products upserted whole (requests, bytes)
+	$(BIN)/python -m bench.stock
+
 .PHONY: bench-hostile
 bench-hostile: $(STAMP) ## benchmark: CPU per KB of the worst hostile input of each class, 10 KB vs 100 KB (seconds)
 	$(BIN)/python -m bench.hostile

@@ -3,8 +3,9 @@
 CSV: the header row names the ``data`` fields; ``properties.<name>`` columns fill contact
 properties; ``tags`` and ``removeTags`` take several values separated by ``|``; a cell starting
 with ``[`` or ``{`` is read as JSON (``consentDetails``); columns ``id``, ``group_key`` and
-``action`` fill the command itself. For ``products.upsert`` each row is one product, and ``id``
-is the product's id.
+``action`` fill the command itself. For the products actions (``products.upsert``, ``.stock``,
+``.price``) each row is one product, and ``id`` is the product's id; in a ``products.price`` file
+an empty ``special_price`` cell ends the discount (CSV has no null, and the field is required).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from bridge_cli.errors import UsageError
+from salesmanago_bridge.commands import ITEM_LISTS
 
 LIST_SEPARATOR = "|"
 LIST_FIELDS = frozenset({"tags", "removeTags"})
-INTEGER_FIELDS = frozenset({"sex"})  # a Literal of ints: the models take no digit strings there
+# sex: a Literal of ints; quantity: a strict integer. The models take no digit strings there.
+INTEGER_FIELDS = frozenset({"sex", "quantity"})
 ENVELOPE_COLUMNS = frozenset({"id", "group_key", "action"})
-PRODUCTS_ACTION = "products.upsert"
+PRODUCTS_ACTIONS = frozenset(str(action) for action in ITEM_LISTS)  # a row is one product
+NULL_WHEN_EMPTY = {"products.price": ("special_price",)}  # an empty cell is JSON null
 
 
 class InputFormat(StrEnum):
@@ -151,7 +155,8 @@ def _cell_value(column: str, cell: str) -> Any:
 def _row_to_body(row: dict[str, str], action: str | None, group_key: str | None) -> dict[str, Any]:
     data: dict[str, Any] = {}
     envelope: dict[str, Any] = {}
-    products = ((row.get("action") or "").strip() or action) == PRODUCTS_ACTION
+    row_action = (row.get("action") or "").strip() or action or ""
+    products = row_action in PRODUCTS_ACTIONS
     # In a products file, "id" is the product's; elsewhere it is the command's own id.
     own_columns = ENVELOPE_COLUMNS - {"id"} if products else ENVELOPE_COLUMNS
     for column, raw in row.items():
@@ -169,6 +174,9 @@ def _row_to_body(row: dict[str, str], action: str | None, group_key: str | None)
                 nested[tail] = value
         else:
             data[column] = value
+    for column in NULL_WHEN_EMPTY.get(row_action, ()):
+        if column in row:
+            data.setdefault(column, None)
     body = _with_defaults(envelope, action, group_key)
     body["data"] = [data] if products else data
     return body

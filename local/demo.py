@@ -26,7 +26,10 @@ from local.sandbox import Sandbox
 SAMPLE_GROUPS = ROOT / "local" / "groups.sample.json"
 EVENTS = ROOT / "events"
 BROKEN_MARKERS = ("bad_email", "unknown_group", "missing_field", "unmapped_field")
-ACTION_ORDER = ("contact_upsert", "event_create", "products_upsert", "contact_delete")
+# A stock or price update follows its products' upsert: the sandbox refuses unknown products.
+ACTION_ORDER = (
+    "contact_upsert", "event_create", "products_upsert", "products_stock", "products_price", "contact_delete",
+)  # fmt: skip
 REGION = "eu-central-1"
 
 
@@ -112,6 +115,13 @@ def describe_request(request: Any) -> str:
             f"{p.get('productId')}: quantity={p.get('quantity')} available={p.get('available')} "
             f"customDetails={p.get('customDetails', {})} setAsNull={p.get('setAsNull')}"
             for p in products
+        ]
+    elif path.endswith(("product/updateQuantity", "product/updatePrice")):
+        fields.append(f"catalogId={body.get('catalogId')}")
+        fields += [
+            " ".join(f"{key}={'null' if value is None else value}" for key, value in product.items())
+            for product in body.get("products", [])
+            if isinstance(product, dict)
         ]
     if "sha" in body:
         fields.append("auth=sha1+requestTime(ms)" if int(body.get("requestTime", 0)) > 10**12 else "auth=?")

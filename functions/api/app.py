@@ -1,4 +1,5 @@
-"""REST API (API Gateway): upserts and deletes contacts, creates events, upserts products, reads contacts."""
+"""REST API (API Gateway): upserts and deletes contacts, creates events, upserts products, sets their
+stock and prices, reads contacts."""
 
 from typing import Annotated, Any
 
@@ -45,6 +46,20 @@ def create_event(
 def upsert_products(
     request: Annotated[actions.ProductsUpsertRequest, Body()],
 ) -> Response[actions.ProductsUpserted]:
+    return api.write(app, request)
+
+
+@app.post("/products/stock", summary="Set products' stock", responses=api.responses(WRITTEN, *WRITE_ERRORS))
+def update_stock(
+    request: Annotated[actions.ProductsStockRequest, Body()],
+) -> Response[actions.ProductsUpdated]:
+    return api.write(app, request)
+
+
+@app.post("/products/price", summary="Set products' prices", responses=api.responses(WRITTEN, *WRITE_ERRORS))
+def update_prices(
+    request: Annotated[actions.ProductsPriceRequest, Body()],
+) -> Response[actions.ProductsUpdated]:
     return api.write(app, request)
 
 

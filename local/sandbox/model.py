@@ -88,6 +88,10 @@ _PRODUCT_KEYS = frozenset(
     {*_PRODUCT_TEXT_LIMITS, *_PRODUCT_URL_KEYS, *_PRODUCT_BOOL_KEYS, *_PRODUCT_PRICE_KEYS}
     | {"categories", "imageUrls", "quantity", "customDetails", "systemDetails", "setAsNull"}
 )
+# Stock and price updates (the official library's ProductsModel: toSpecialArray of these keys).
+_QUANTITY_UPDATE_KEYS = frozenset({"productId", "quantity"})
+_PRICE_UPDATE_KEYS = frozenset({"productId", "price", "discountPrice"})
+UNKNOWN_PRODUCT_MODES = frozenset({"reject", "ignore"})
 _CUSTOM_DETAIL_KEYS = frozenset(f"detail{n}" for n in range(1, 6))
 _TEXT_LIMIT = 255  # brand, each category, each custom detail (the official library's limits)
 # What the official library clears with setAsNull (ProductEntity::buildSetAsNull); nothing else is

@@ -25,6 +25,7 @@ from local.sandbox.model import (
     MS_EPOCH_THRESHOLD,
     REJECT_MODES,
     UNAVAILABLE_HTML,
+    UNKNOWN_PRODUCT_MODES,
     Account,
     Fault,
     RecordedRequest,
@@ -49,6 +50,10 @@ class Sandbox(_V2Api, _V3Api):
         self._accounts = _merge_accounts([DEMO_ACCOUNT] if accounts is None else accounts)
         self.latency_ms = latency_ms
         self.warn_trim = False
+        # How a stock or price update naming a product the catalog does not hold is answered:
+        # "reject" (reason 16 for that product, nothing applied) or "ignore" (applied for the others,
+        # unreported), as the official library's feature test expects of SALESmanago.
+        self.unknown_products = "reject"
         self._lock = threading.RLock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -68,6 +73,8 @@ class Sandbox(_V2Api, _V3Api):
         }
         self._v3_routes: dict[str, tuple[str, V3Handler]] = {
             "product/upsert": ("POST", self._v3_product_upsert),
+            "product/updateQuantity": ("POST", self._v3_update_quantity),
+            "product/updatePrice": ("POST", self._v3_update_price),
             "product/catalogList": ("GET", self._v3_catalog_list),
             "product/catalogUpsert": ("POST", self._v3_catalog_upsert),
         }
@@ -161,6 +168,7 @@ class Sandbox(_V2Api, _V3Api):
             self._faults: list[_PendingFault] = []
             self._rejected: dict[str, str] = {}
             self.warn_trim = False
+            self.unknown_products = "reject"
 
     @property
     def accounts(self) -> list[Account]:
@@ -236,6 +244,16 @@ class Sandbox(_V2Api, _V3Api):
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    @property
+    def unknown_products(self) -> str:
+        return self._unknown_products
+
+    @unknown_products.setter
+    def unknown_products(self, mode: str) -> None:
+        if mode not in UNKNOWN_PRODUCT_MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(UNKNOWN_PRODUCT_MODES)}")
+        self._unknown_products = mode
 
     def reject_email(self, email: str, mode: str = "item") -> None:
         """Make an e-mail poison: mode "item" fails just its item where the API can say so, "request"

@@ -136,6 +136,29 @@ def test_validate_csv_products_one_product_a_row(cli, tmp_path):
     assert result.code == 0, result.out
 
 
+def test_validate_csv_stock_and_prices_one_product_a_row(cli, tmp_path):
+    # Given a stock file and a price file whose empty special_price cell ends a discount
+    stock = tmp_path / "stock.csv"
+    stock.write_text("id,quantity\np1,0\np2,17\n")
+    prices = tmp_path / "prices.csv"
+    prices.write_text("id,price,special_price\np1,19.99,14.5\np2,9,\n")
+
+    # When / Then: every row is one product, the quantity an integer, the empty cell a null
+    for path, action in ((stock, "products.stock"), (prices, "products.price")):
+        result = cli("validate", path, "--action", action, "--group-key", "demo-shop")
+        assert result.code == 0, result.out
+
+
+def test_validate_csv_price_without_the_special_price_column_is_rejected(cli, tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("id,price\np1,19.99\n")
+
+    result = cli("validate", path, "--action", "products.price", "--group-key", "demo-shop")
+
+    assert result.code == 1
+    assert "data[0].special_price" in result.out
+
+
 def test_validate_csv_without_action_is_a_usage_error(cli, tmp_path):
     path = tmp_path / "contacts.csv"
     path.write_text("email\na@example.com\n")

@@ -87,6 +87,11 @@ def product(**fields: Any) -> dict[str, Any]:
     return {"productId": "SKU-1", "name": "Coat", "price": 10.0, "setAsNull": ["discountPrice"], **fields}
 
 
+def quantities(*items: dict[str, Any]) -> dict[str, Any]:
+    """A stock or price update's body: the catalog and its products."""
+    return {"catalogId": CATALOG_ID, "products": list(items)}
+
+
 def _list_by_id_over_limit(a: Account) -> tuple[int, Any]:
     return a.v2("contact/listById", contactId=[f"id-{n}" for n in range(51)])
 
@@ -162,6 +167,46 @@ SCENARIOS: dict[tuple[str, str], Callable[[Account], tuple[int, Any]]] = {
     ),
     ("product_upsert", "auth_error"): lambda a: a.v3(
         "POST", "product/upsert", {"catalogId": CATALOG_ID}, key="old"
+    ),
+    ("product_update_quantity", "success"): lambda a: (
+        a.v3("POST", "product/upsert", {"catalogId": CATALOG_ID, "products": [product()]}),
+        a.v3("POST", "product/updateQuantity", quantities({"productId": "SKU-1", "quantity": 0})),
+    )[1],
+    ("product_update_quantity", "unknown_product"): lambda a: (
+        a.v3("POST", "product/upsert", {"catalogId": CATALOG_ID, "products": [product()]}),
+        a.v3(
+            "POST",
+            "product/updateQuantity",
+            quantities({"productId": "SKU-1", "quantity": 1}, {"productId": "SKU-404", "quantity": 1}),
+        ),
+    )[1],
+    ("product_update_quantity", "field_errors"): lambda a: a.v3(
+        "POST", "product/updateQuantity", quantities({"productId": "SKU-1", "quantity": 1.5})
+    ),
+    ("product_update_quantity", "auth_error"): lambda a: a.v3(
+        "POST", "product/updateQuantity", quantities(), key="old"
+    ),
+    ("product_update_price", "success"): lambda a: (
+        a.v3("POST", "product/upsert", {"catalogId": CATALOG_ID, "products": [product()]}),
+        a.v3(
+            "POST",
+            "product/updatePrice",
+            quantities({"productId": "SKU-1", "price": 9.5, "discountPrice": None}),
+        ),
+    )[1],
+    ("product_update_price", "unknown_product"): lambda a: (
+        a.v3("POST", "product/upsert", {"catalogId": CATALOG_ID, "products": [product()]}),
+        a.v3(
+            "POST",
+            "product/updatePrice",
+            quantities({"productId": "SKU-1", "price": 1}, {"productId": "SKU-404", "price": 1}),
+        ),
+    )[1],
+    ("product_update_price", "field_errors"): lambda a: a.v3(
+        "POST", "product/updatePrice", quantities({"productId": "SKU-1", "price": 9.999})
+    ),
+    ("product_update_price", "auth_error"): lambda a: a.v3(
+        "POST", "product/updatePrice", quantities(), key="old"
     ),
     ("catalog_list", "success"): lambda a: a.v3("GET", "product/catalogList"),
     ("catalog_list", "auth_error"): lambda a: a.v3("GET", "product/catalogList", key="old"),

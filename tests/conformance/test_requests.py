@@ -136,6 +136,19 @@ def sent(sandbox: Sandbox, dispatcher: Dispatcher, call: Any, operation: str) ->
     elif operation == "catalog_upsert":
         catalog = NewCatalog.parse(name="EU", currency="EUR", location="ShopEU", set_as_default=True)
         create_catalog(dispatcher.client, dispatcher.groups.get("demo-shop"), catalog)
+    elif operation == "product_update_quantity":
+        run(dispatcher, "products.upsert", [PRODUCT, {**PRODUCT_BASE, "id": "SKU-2"}])
+        run(dispatcher, "products.stock", [{"id": "SKU-1", "quantity": 0}, {"id": "SKU-2", "quantity": 7}])
+    elif operation == "product_update_price":
+        run(dispatcher, "products.upsert", [PRODUCT, {**PRODUCT_BASE, "id": "SKU-2"}])
+        run(
+            dispatcher,
+            "products.price",
+            [
+                {"id": "SKU-1", "price": 489, "special_price": 389.5},
+                {"id": "SKU-2", "price": 9, "special_price": None},
+            ],
+        )
     else:
         raise AssertionError(f"no way to make the bridge send {operation}: add one here")
     path = CORPUS[operation]["path"]
@@ -147,6 +160,7 @@ def test_corpus_covers_every_operation_with_sources_and_confidences() -> None:
     expected = {
         "contact_upsert", "contact_batch_upsert", "contact_delete", "contact_list", "contact_list_by_id",
         "event_create", "event_batch", "product_upsert", "catalog_list", "catalog_upsert",
+        "product_update_quantity", "product_update_price",
     }  # fmt: skip
 
     # Then

@@ -18,8 +18,8 @@ from salesmanago_bridge.catalogs import read_catalog
 from salesmanago_bridge.client import SalesmanagoClient
 from salesmanago_bridge.commands import CommandEnvelope
 from salesmanago_bridge.dispatch import Dispatcher, find_event
-from salesmanago_bridge.errors import OutcomeUnknownError
-from salesmanago_bridge.gateway import SalesmanagoGateway
+from salesmanago_bridge.errors import OutcomeUnknownError, SalesmanagoRejectedError
+from salesmanago_bridge.gateway import SalesmanagoGateway, product_problems
 from salesmanago_bridge.groups import FileGroupStore, GroupConfig
 from salesmanago_bridge.mapping import contact_view, event_item
 from salesmanago_bridge.senders import add_events
@@ -117,15 +117,16 @@ def test_stored_event_found_whether_its_id_is_event_id_or_id(stored: dict[str, A
 
 
 class Answers(BaseAdapter):
-    """HTTP 200 with a corpus sample's body, or no body at all when the sample has none."""
+    """A corpus sample's status (200 by default) and body, or no body at all when it has none."""
 
-    def __init__(self, body: Any) -> None:
+    def __init__(self, body: Any, status: int = 200) -> None:
         super().__init__()
         self.body = b"" if body is None else json.dumps(body).encode()
+        self.status = status
 
     def send(self, request: Any, **kwargs: Any) -> requests.Response:
         response = requests.Response()
-        response.status_code, response._content, response.url = 200, self.body, request.url
+        response.status_code, response._content, response.url = self.status, self.body, request.url
         response.headers["Content-Type"] = "application/json"
         response.request = request
         return response
@@ -179,3 +180,56 @@ def test_doubtful_event_not_resent_when_the_events_cannot_be_read(
     # Then it stays doubtful (handed back, reconciled later), it is not sent again
     assert unsent == []
     assert isinstance(found[0], OutcomeUnknownError)
+
+
+def gateway_answering(groups_file: Path, reply: dict[str, Any]) -> tuple[SalesmanagoGateway, GroupConfig]:
+    """The gateway over the real client, SALESmanago answering with ``reply`` (a corpus sample)."""
+    session = requests.Session()
+    session.mount("http://", Answers(reply["body"], reply["status"]))
+    settings = Settings.model_validate(
+        {"SALESMANAGO_GROUPS_FILE": str(groups_file), "SALESMANAGO_MAX_RETRIES": 0}
+    )
+    return SalesmanagoGateway(SalesmanagoClient(settings, session=session)), FileGroupStore(groups_file).get(
+        "demo-shop"
+    )
+
+
+UPDATES = {"product_update_quantity": "update_quantities", "product_update_price": "update_prices"}
+
+
+@pytest.mark.parametrize(
+    ("operation", "reply"),
+    [(op, r) for op in UPDATES for r in samples(op, "success")],
+    ids=lambda v: v if isinstance(v, str) else v["confidence"] + str(v.get("alternative", False)),
+)
+def test_update_success_read_in_every_plausible_shape(
+    groups_file: Path, operation: str, reply: dict[str, Any]
+) -> None:
+    # Given SALESmanago answering a stock or price update with one of the corpus' successes
+    shop, group = gateway_answering(groups_file, reply)
+    item = CORPUS[operation]["request"]["body"]["products"][0]
+
+    # When / Then: applied, no warnings (a requestId alone, or with productIds)
+    assert getattr(shop, UPDATES[operation])(group, "cat-1", [item], action="a") == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "reply"),
+    [(op, r) for op in UPDATES for r in samples(op, "unknown_product")],
+    ids=lambda v: v if isinstance(v, str) else f"status{v['status']}",
+)
+def test_unknown_product_read_back_to_its_item_in_every_plausible_shape(
+    groups_file: Path, operation: str, reply: dict[str, Any]
+) -> None:
+    # Given SALESmanago naming the second product as unknown, on a 400 or on a 200
+    shop, group = gateway_answering(groups_file, reply)
+    items = CORPUS[operation]["request"]["body"]["products"]
+
+    # When
+    with pytest.raises(SalesmanagoRejectedError) as refused:
+        getattr(shop, UPDATES[operation])(group, "cat-1", items, action="a")
+
+    # Then the refusal names that product by its index, with SALESmanago's reason
+    [problem] = product_problems(refused.value) or []
+    assert (problem.index, problem.field) == (1, "productId")
+    assert "reason 16" in problem.problem

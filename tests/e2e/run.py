@@ -559,6 +559,25 @@ def sqs_paths(world: World, table: Table) -> None:
         wait_for("products in the sandbox", lambda: ids <= set(sandbox.products(world.catalog)))
         return f"{len(ids)} products upserted in the catalog"
 
+    def update_applied(sample: str, field: str, stored_as: str) -> Callable[[], str]:
+        """A stock or price update of the products just upserted (sent once they are there: an
+        update of a product SALESmanago does not hold yet is refused by the sandbox)."""
+
+        def probe() -> str:
+            command, attributes = sample_sqs(sample)
+            command = with_product_prefix(command, f"sqs-{run_id}")
+            sqs.send_message(QueueUrl=commands, MessageBody=json.dumps(command), MessageAttributes=attributes)
+            wanted = {item["id"]: item[field] for item in command["data"]}
+
+            def stored() -> bool:
+                held = sandbox.products(world.catalog)
+                return all(pid in held and held[pid].get(stored_as) == value for pid, value in wanted.items())
+
+            wait_for(f"{stored_as} in the sandbox", stored)
+            return f"{len(wanted)} products' {stored_as} set"
+
+        return probe
+
     def bad_record_parked() -> str:
         message = wait_for("bad record in the DLQ", lambda: dlq.find(f"bad-{run_id}"))
         return f"in the DLQ, bridge-failure {failure_reason(message)[:80]}"
@@ -566,6 +585,8 @@ def sqs_paths(world: World, table: Table) -> None:
     table.check("sqs: contact.upsert", contact_applied("sqs-upsert"))
     table.check("sqs: event.create", event_applied)
     table.check("sqs: products.upsert", products_applied)
+    table.check("sqs: products.stock", update_applied("sqs_products_stock.json", "quantity", "quantity"))
+    table.check("sqs: products.price", update_applied("sqs_products_price.json", "price", "price"))
     table.check("sqs: bad record -> DLQ", bad_record_parked)
     table.check("sqs backfill queue: contact.upsert", contact_applied("sqs-backfill"))
 
@@ -781,6 +802,19 @@ def api_paths(world: World, table: Table) -> None:
             raise AssertionError("the products are not in the sandbox")
         return f"200, {len(ids)} products upserted"
 
+    def update(route: str, sample: str, field: str, stored_as: str) -> Callable[[], str]:
+        def probe() -> str:
+            body = with_product_prefix(sample_api_body(sample), f"api-{run_id}")
+            status, reply = api_call(f"{url}/products/{route}", "POST", key, body)
+            expect_status(status, reply, 200)
+            held = sandbox.products(world.catalog)
+            for item in body["data"]:
+                if held.get(item["id"], {}).get(stored_as) != item[field]:
+                    raise AssertionError(f"{item['id']}: {stored_as} not set in the sandbox")
+            return f"200, {len(body['data'])} products' {stored_as} set"
+
+        return probe
+
     def by_email() -> str:
         status, reply = api_call(
             f"{url}/contact_by_email", "GET", key, query=f"?group_key=demo-shop&email={address}"
@@ -823,6 +857,10 @@ def api_paths(world: World, table: Table) -> None:
     table.check("api: POST /contacts", upsert)
     table.check("api: POST /events", event)
     table.check("api: POST /products", products)
+    table.check(
+        "api: POST /products/stock", update("stock", "api_products_stock.json", "quantity", "quantity")
+    )
+    table.check("api: POST /products/price", update("price", "api_products_price.json", "price", "price"))
     table.check("api: GET /contact_by_email", by_email)
     table.check("api: GET /contact/{sm_id}", by_id)
     table.check("api: DELETE /contacts", delete)

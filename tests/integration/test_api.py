@@ -136,6 +136,12 @@ EVERY_ROUTE = [
     ("DELETE", "/contacts", {"group_key": "outlet", "data": {"email": "x@customer.example.com"}}),
     ("POST", "/events", event_body("x@customer.example.com") | {"group_key": "outlet"}),
     ("POST", "/products", {"group_key": "outlet", "data": [{**PRODUCT_BASE, "id": "P1"}]}),
+    ("POST", "/products/stock", {"group_key": "outlet", "data": [{"id": "P1", "quantity": 1}]}),
+    (
+        "POST",
+        "/products/price",
+        {"group_key": "outlet", "data": [{"id": "P1", "price": 1, "special_price": None}]},
+    ),
     ("GET", "/contact/0b5b6c1e-8d2a-4c8f-9e4b-3f2a1d0c9b8a?group_key=outlet", None),
     ("GET", "/contact_by_email?email=x@customer.example.com&group_key=outlet", None),
 ]
@@ -228,6 +234,62 @@ def test_api_post_products_upserts_and_lists_ignored_fields(call: Call, sandbox:
     assert stored["customDetails"] == {"detail4": "5901234123457"}
 
 
+def test_api_post_products_stock_and_price_set_them_alone(call: Call, sandbox: Sandbox):
+    # Given a product upserted whole, with a discount
+    product = {**PRODUCT_BASE, "id": "SKU-1", "price": 20, "special_price": 15, "stock_available": 3}
+    assert call("POST", "/products", {"group_key": "demo-shop", "data": [product]}).status == 200
+
+    # When its stock, then its prices, are set alone (the discount ended)
+    stock = call(
+        "POST", "/products/stock", {"group_key": "demo-shop", "data": [{"id": "SKU-1", "quantity": 0}]}
+    )
+    prices = call(
+        "POST", "/products/price", {"data": [{"id": "SKU-1", "price": 18, "special_price": None, "erp": "x"}]}
+    )
+
+    # Then each answers what it applied, and the rest of the product is as the upsert left it
+    assert (stock.status, prices.status) == (200, 200)
+    assert stock.body == {
+        "status": "applied", "action": "products.stock", "group_key": "demo-shop",
+        "productIds": ["SKU-1"], "ignored_fields": [], "warnings": [],
+    }  # fmt: skip
+    assert (prices.body["action"], prices.body["ignored_fields"]) == ("products.price", ["data[0].erp"])
+    stored = sandbox.products()["SKU-1"]
+    assert (stored["quantity"], stored["available"], stored["price"], stored["name"]) == (
+        0,
+        True,
+        18,
+        "N",
+    )
+    assert "discountPrice" not in stored
+
+
+def test_api_products_price_without_special_price_is_400_naming_it(call: Call, sandbox: Sandbox):
+    reply = call("POST", "/products/price", {"group_key": "demo-shop", "data": [{"id": "SKU-1", "price": 5}]})
+    assert reply.status == 400
+    assert reply.fields() == ["data[0].special_price"]
+    assert not sandbox.requests
+
+
+def test_api_products_stock_quantity_must_be_an_integer(call: Call, sandbox: Sandbox):
+    reply = call(
+        "POST", "/products/stock", {"group_key": "demo-shop", "data": [{"id": "S", "quantity": 2.5}]}
+    )
+    assert (reply.status, reply.fields()) == (400, ["data[0].quantity"])
+    assert not sandbox.requests
+
+
+def test_api_products_stock_of_an_unknown_product_is_refused_naming_it(call: Call, sandbox: Sandbox):
+    # Given SALESmanago refusing an id it does not hold (the sandbox's default; docs/salesmanago.md)
+    reply = call(
+        "POST", "/products/stock", {"group_key": "demo-shop", "data": [{"id": "GHOST", "quantity": 1}]}
+    )
+
+    # Then the caller learns which item and why
+    assert reply.status == 502, reply.body
+    assert reply.fields() == ["data[0] (SALESmanago field productId)"]
+
+
 def test_api_get_contact_by_id_answers_our_field_names(call: Call):
     # Given a contact with address, tags and properties
     contact_id = upsert(
@@ -267,8 +329,11 @@ def test_api_get_contact_by_email_answers_the_contact(call: Call):
 def test_api_sample_event_is_answered_without_error(
     name: str, handler: Any, sandbox: Sandbox, lambda_context
 ):
-    # Given a sample event as API Gateway sends it (stage Production, x-api-key, identity.apiKeyId)
+    # Given a sample event as API Gateway sends it (stage Production, x-api-key, identity.apiKeyId),
+    # a stock or price update after its products' upsert sample
     event = load_event(name)
+    if name in ("api_products_stock.json", "api_products_price.json"):
+        assert reply_of(handler("api")(load_event("api_products_upsert.json"), lambda_context)).status == 200
     # When
     reply = reply_of(handler("api")(event, lambda_context))
     # Then writes are applied and reads of contacts the samples never create are 404

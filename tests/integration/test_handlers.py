@@ -62,8 +62,10 @@ def event(email: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", GOOD_EVENTS)
 def test_handler_sample_event_is_applied(name: str, handler, sandbox: Sandbox, dead_letters, lambda_context):
-    # Given a sample event of its source
+    # Given a sample event of its source (a stock or price update after its products' upsert sample)
     source = name.split("_")[0]
+    if name.endswith(("_products_stock.json", "_products_price.json")):
+        handler(FUNCTION_OF[source])(load_event(f"{source}_products_upsert.json"), lambda_context)
     # When its handler runs
     result = handler(FUNCTION_OF[source])(load_event(name), lambda_context)
     # Then it reached SALESmanago, nothing was dead-lettered and nothing is handed back

@@ -14,7 +14,9 @@ from typing import Any
 
 Template = dict[str, Any]
 
-ACTIONS = ("contact.upsert", "contact.delete", "event.create", "products.upsert")
+ACTIONS = (
+    "contact.upsert", "contact.delete", "event.create", "products.upsert", "products.stock", "products.price",
+)  # fmt: skip
 RESTRICTED_SERVICES = ("ssm", "sqs", "sns", "dynamodb")
 # AWS-managed policies a role may carry: none grants anything on SSM, SQS, SNS or DynamoDB.
 ALLOWED_MANAGED_POLICIES = {

@@ -356,6 +356,8 @@ def test_api_routes_match_the_public_contract(cfn: dict[str, Any]) -> None:
         ("DELETE", "/contacts"),
         ("POST", "/events"),
         ("POST", "/products"),
+        ("POST", "/products/stock"),
+        ("POST", "/products/price"),
         ("GET", "/contact/{sm_id}"),
         ("GET", "/contact_by_email"),
     }

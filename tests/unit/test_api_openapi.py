@@ -14,6 +14,8 @@ ROUTES = {
     ("delete", "/contacts"),
     ("post", "/events"),
     ("post", "/products"),
+    ("post", "/products/stock"),
+    ("post", "/products/price"),
     ("get", "/contact/{sm_id}"),
     ("get", "/contact_by_email"),
 }

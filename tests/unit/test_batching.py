@@ -55,6 +55,20 @@ def test_rounds_put_a_later_command_for_the_same_contact_in_a_later_round() -> N
     assert positions(plan_rounds(works)) == [[0, 1], [2], [3]]
 
 
+def test_stock_and_price_updates_follow_their_products_upsert_in_a_later_round() -> None:
+    # Given an upsert of P1, then P1's stock and prices, and another product's stock
+    works = [
+        products(0, "P1"),
+        work(1, "products.stock", [{"id": "P1", "quantity": 3}]),
+        work(2, "products.price", [{"id": "P1", "price": 5, "special_price": None}]),
+        work(3, "products.stock", [{"id": "P2", "quantity": 1}]),
+    ]
+
+    # When / Then: the same product keys as the upsert, so each waits for the one before it
+    assert works[1].keys == works[2].keys == products(9, "P1").keys == {"product:g:P1"}
+    assert positions(plan_rounds(works)) == [[0, 3], [1], [2]]
+
+
 def test_rounds_keep_arrival_order_whatever_the_input_order() -> None:
     works = [contact(2, "a@x.pl"), contact(0, "a@x.pl"), contact(1, "b@x.pl")]
     assert positions(plan_rounds(works)) == [[0, 1], [2]]

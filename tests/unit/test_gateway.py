@@ -127,6 +127,32 @@ def test_upsert_products_sends_the_catalog_and_returns_warnings() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "item"),
+    [
+        ("update_quantities", "product/updateQuantity", {"productId": "p", "quantity": 0}),
+        ("update_prices", "product/updatePrice", {"productId": "p", "price": 9.5, "discountPrice": None}),
+    ],
+)
+def test_stock_and_price_updates_send_the_catalog_envelope_and_return_warnings(
+    method: str, path: str, item: dict[str, Any]
+) -> None:
+    # Given / When
+    transport = Recorder(({"requestId": "r-1"}, ["w"]))
+    warnings = getattr(SalesmanagoGateway(transport), method)(GROUP, "cat-1", [item], action="a")
+
+    # Then the body is {"catalogId", "products"} as the library's ProductsModel builds it; a null
+    # discountPrice is kept (it is how the library says "no discount price")
+    assert warnings == ["w"]
+    assert transport.calls == [("v3 POST", path, {"catalogId": "cat-1", "products": [item]}, "a")]
+
+
+def test_stock_and_price_updates_are_idempotent_operations() -> None:
+    # Setting an absolute quantity or price twice leaves the same state: never claimed, re-sent freely
+    assert gateway.PRODUCT_UPDATE_QUANTITY.idempotent and gateway.PRODUCT_UPDATE_PRICE.idempotent
+    assert {gateway.PRODUCT_UPDATE_QUANTITY, gateway.PRODUCT_UPDATE_PRICE} <= set(gateway.OPERATIONS)
+
+
 def test_list_catalogs_reads_either_name_key_and_the_limit() -> None:
     reply = {
         "catalogs": [{"catalogId": "1", "catalogName": "Shop"}, {"name": "no id"}, "junk"],
@@ -170,6 +196,19 @@ def test_product_problems_name_products_or_blame_the_request() -> None:
     ]
     catalog = SalesmanagoRejectedError("field problems", details=[FieldProblem("catalogId", "unknown")])
     assert gateway.product_problems(catalog) is None
+
+
+def test_unknown_product_on_a_successful_reply_is_still_named() -> None:
+    # Given the alternative shape: HTTP 200, others applied, one product refused with reason 16
+    refusal = SalesmanagoRejectedError(
+        "SALESmanago rejected the request: field problems",
+        details=[FieldProblem("products[1].productId", "Product not found (reason 16)")],
+        status=200,
+    )
+    # Then
+    assert gateway.product_problems(refusal) == [
+        gateway.ProductProblem(1, "productId", "Product not found (reason 16)")
+    ]
 
 
 def test_only_the_event_operations_are_at_most_once() -> None:

@@ -26,6 +26,8 @@ from salesmanago_bridge.commands.data import (  # the module a new data model go
     ContactUpsertData,
     EventCreateData,
     ProductData,
+    ProductPriceData,
+    ProductStockData,
 )
 from salesmanago_bridge.gateway import Operation, SalesmanagoGateway
 from salesmanago_bridge.groups import GroupConfig
@@ -48,6 +50,14 @@ class EventCreateRequest(WriteRequest[EventCreateData]):
 
 class ProductsUpsertRequest(WriteRequest[ProductData]):
     """The body of ``POST /products``."""
+
+
+class ProductsStockRequest(WriteRequest[ProductStockData]):
+    """The body of ``POST /products/stock``."""
+
+
+class ProductsPriceRequest(WriteRequest[ProductPriceData]):
+    """The body of ``POST /products/price``."""
 
 
 # ---- replies of the HTTP API (their schemas are in docs/openapi.json) --------------------------
@@ -90,7 +100,26 @@ class ProductsUpserted(Applied):
     )
 
 
+class ProductsUpdated(Applied):
+    """The stock or the prices of these products were sent (SALESmanago may answer an id it does
+    not hold without a word: docs/salesmanago.md)."""
+
+    productIds: list[str]
+    ignored_fields: list[str] = Field(default_factory=list, description="fields no field map takes")
+    warnings: list[str] = Field(default_factory=list, description="SALESmanago's warnings")
+
+
 # ---- item builders: a new action's goes here (the first four actions' are in mapping.py) -------
+def product_stock_item(stock: ProductStockData) -> dict[str, Any]:
+    """``{"productId", "quantity"}``: all SALESmanago's library sends to ``updateQuantity``.
+    No ``available``: it stays as the product's last upsert set it."""
+    return {"productId": stock.id, "quantity": stock.quantity}
+
+
+def product_price_item(prices: ProductPriceData) -> dict[str, Any]:
+    """``{"productId", "price", "discountPrice"}``, the three keys the library always sends to
+    ``updatePrice``: ``discountPrice: None`` (JSON null) ends a discount."""
+    return {"productId": prices.id, "price": prices.price, "discountPrice": prices.special_price}
 
 
 # ---- the registry ------------------------------------------------------------------------------
@@ -172,6 +201,30 @@ SPECS: dict[Action, ActionSpec] = {
             send=senders.send_products,
             reply=ProductsUpserted,
             request=ProductsUpsertRequest,
+        ),
+        # Stock and prices alone, packed like products. PRODUCT_BATCH_SIZE (≤ 100) caps them too:
+        # no limit is published for these paths; 100 is SALESmanago's library's own package.
+        ActionSpec(
+            Action.PRODUCTS_STOCK,
+            data=ProductStockData,
+            item=product_stock_item,
+            operations=(gateway.PRODUCT_UPDATE_QUANTITY,),
+            chunking=Chunking.ITEMS,
+            batch_size_setting="product_batch_size",
+            send=senders.send_quantities,
+            reply=ProductsUpdated,
+            request=ProductsStockRequest,
+        ),
+        ActionSpec(
+            Action.PRODUCTS_PRICE,
+            data=ProductPriceData,
+            item=product_price_item,
+            operations=(gateway.PRODUCT_UPDATE_PRICE,),
+            chunking=Chunking.ITEMS,
+            batch_size_setting="product_batch_size",
+            send=senders.send_prices,
+            reply=ProductsUpdated,
+            request=ProductsPriceRequest,
         ),
     )
 }

@@ -36,6 +36,11 @@ CONTACT_HAS = Operation("v2", "contact/hasContact")
 EVENT_ADD = Operation("v2", "v2/contact/addContactExtEvent", idempotent=False)
 EVENT_BATCH_ADD = Operation("v2", "v2/contact/addBatchContactExtEvent", idempotent=False)
 PRODUCT_UPSERT = Operation("v3", "product/upsert")
+# Stock and price alone (the official library's ProductService::updateQuantities / updatePrices).
+# Idempotent: each item carries the absolute value to set, never a change to apply, so a repeat
+# leaves the same state (quantity 3 twice is 3; a delta of -1 would not be).
+PRODUCT_UPDATE_QUANTITY = Operation("v3", "product/updateQuantity")
+PRODUCT_UPDATE_PRICE = Operation("v3", "product/updatePrice")
 CATALOG_LIST = Operation("v3", "product/catalogList")
 CATALOG_UPSERT = Operation("v3", "product/catalogUpsert")
 OPERATIONS = (
@@ -48,6 +53,8 @@ OPERATIONS = (
     EVENT_ADD,
     EVENT_BATCH_ADD,
     PRODUCT_UPSERT,
+    PRODUCT_UPDATE_QUANTITY,
+    PRODUCT_UPDATE_PRICE,
     CATALOG_LIST,
     CATALOG_UPSERT,
 )
@@ -106,7 +113,9 @@ class ProductProblem:
 
 
 def product_problems(error: SalesmanagoRejectedError) -> list[ProductProblem] | None:
-    """The problems of a refused product/upsert naming a product; None: the whole request is at fault."""
+    """The problems of a refused v3 products write naming a product, by its index in the request
+    (``products[3].quantity|...``, the index the official plugin reads from upsert errors); None:
+    the whole request is at fault. Problems naming no index leave the sender to split the request."""
     if any(problem.field.startswith("catalogId") for problem in error.details) or is_request_level(error):
         return None
     named = []
@@ -241,13 +250,54 @@ class SalesmanagoGateway:
         )
 
     # ---- products (API v3) ------------------------------------------------------------------
+    # The three writes share one envelope, {"catalogId", "products": [...]}, and one reply reading:
+    # reason 12 problems are warnings (returned); any other problem refuses the request, whatever
+    # the HTTP status (the library's RequestService, 3.3+), and ``product_problems`` maps it back
+    # to the products by their index in ``items``.
+    def _write_products(
+        self, op: Operation, group: GroupConfig, catalog_id: str, items: list[dict[str, Any]], action: str
+    ) -> list[str]:
+        body = {"catalogId": catalog_id, "products": items}
+        _, warnings = self.client.call_v3(group, "POST", op.path, body, action=action)
+        return warnings
+
     def upsert_products(
         self, group: GroupConfig, catalog_id: str, items: list[dict[str, Any]], *, action: str
     ) -> list[str]:
-        """Products into one catalog (v3 ``product/upsert``): SALESmanago's warnings."""
-        body = {"catalogId": catalog_id, "products": items}
-        _, warnings = self.client.call_v3(group, "POST", PRODUCT_UPSERT.path, body, action=action)
-        return warnings
+        """Products into one catalog (v3 ``product/upsert``): SALESmanago's warnings.
+
+        Raises:
+            SalesmanagoRejectedError: read per product with ``product_problems``.
+        """
+        return self._write_products(PRODUCT_UPSERT, group, catalog_id, items, action)
+
+    def update_quantities(
+        self, group: GroupConfig, catalog_id: str, items: list[dict[str, Any]], *, action: str
+    ) -> list[str]:
+        """Quantities of a catalog's products (v3 ``product/updateQuantity``): SALESmanago's warnings.
+
+        Each item is ``{"productId", "quantity"}`` and nothing else, as the library sends it: no
+        ``available`` (it keeps what the last full upsert set). The library's own feature test
+        expects no problems for ids SALESmanago does not hold (docs/salesmanago.md), so an unknown
+        product may pass unreported; when a reply does name products, ``product_problems`` reads it.
+
+        Raises:
+            SalesmanagoRejectedError: read per product with ``product_problems``.
+        """
+        return self._write_products(PRODUCT_UPDATE_QUANTITY, group, catalog_id, items, action)
+
+    def update_prices(
+        self, group: GroupConfig, catalog_id: str, items: list[dict[str, Any]], *, action: str
+    ) -> list[str]:
+        """Prices of a catalog's products (v3 ``product/updatePrice``): SALESmanago's warnings.
+
+        Each item is ``{"productId", "price", "discountPrice"}`` with all three keys, as the library
+        sends it: ``discountPrice: null`` is how it says "no discount price".
+
+        Raises:
+            SalesmanagoRejectedError: read per product with ``product_problems``.
+        """
+        return self._write_products(PRODUCT_UPDATE_PRICE, group, catalog_id, items, action)
 
     def list_catalogs(self, group: GroupConfig, *, action: str) -> CatalogList:
         """The account's catalogs (v3 ``catalogList``)."""

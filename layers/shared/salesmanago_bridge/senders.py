@@ -1,8 +1,9 @@
 """Sending one chunk to SALESmanago and mapping the reply back to each command.
 
-The rules follow salesmanago-api.md §3: upserts (contacts, products) are idempotent, so a chunk
-refused without naming the culprit is split and re-sent until the bad records are isolated; an
-event batch is never re-sent once any event may have been created, only its failed records;
+The rules follow salesmanago-api.md §3: upserts (contacts, products) and the stock and price
+updates are idempotent, so a chunk refused without naming the culprit is split and re-sent until
+the bad records are isolated; an event batch is never re-sent once any event may have been
+created, only its failed records;
 request-level refusals (credentials, owner, catalog) fail the chunk without splitting. A chunk
 of one uses the single-record endpoint, whose reply carries the id and the precise reason.
 Paths, body envelopes and how a reply is read are the gateway's.
@@ -11,7 +12,7 @@ Paths, body envelopes and how a reply is read are the gateway's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from salesmanago_bridge.errors import (
     AuthError,
@@ -30,6 +31,14 @@ from salesmanago_bridge.work import Chunk, ProductItem, Result, Results, Work
 Build = Callable[[Any], dict[str, Any]]
 
 
+class ProductsWrite(Protocol):
+    """A gateway's v3 products write (upsert, quantities, prices): SALESmanago's warnings."""
+
+    def __call__(
+        self, group: GroupConfig, catalog_id: str, items: list[dict[str, Any]], *, action: str
+    ) -> list[str]: ...
+
+
 # ---- the senders an ActionSpec names: (gateway, group, chunk, item builder) → results ---------
 def send_contacts(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
     return upsert_contacts(gateway, group, chunk.works, build)
@@ -44,7 +53,15 @@ def send_events(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, b
 
 
 def send_products(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
-    return upsert_products(gateway, group, chunk.products, build)
+    return write_products(gateway.upsert_products, group, chunk.products, build)
+
+
+def send_quantities(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
+    return write_products(gateway.update_quantities, group, chunk.products, build)
+
+
+def send_prices(gateway: SalesmanagoGateway, group: GroupConfig, chunk: Chunk, build: Build) -> Results:
+    return write_products(gateway.update_prices, group, chunk.products, build)
 
 
 def _all(works: list[Work], result: Result) -> Results:
@@ -156,12 +173,17 @@ def add_events(gateway: SalesmanagoGateway, group: GroupConfig, works: list[Work
     return results
 
 
-# ---- products ------------------------------------------------------------------------------
-def upsert_products(
-    gateway: SalesmanagoGateway, group: GroupConfig, items: list[ProductItem], build: Build
+# ---- products: upserts, quantities, prices --------------------------------------------------
+def write_products(
+    write: ProductsWrite, group: GroupConfig, items: list[ProductItem], build: Build
 ) -> Results:
-    """Upsert products of several commands in one request; one merged result per command."""
-    outcomes = _upsert_items(gateway, group, items, build)
+    """Write the products of several commands in one request; one merged result per command.
+
+    The three v3 writes set absolute values, so a refusal is isolated by re-sending: the products
+    the reply names fail their own command (its whole record, with SALESmanago's reason), the
+    others are sent again without them; a refusal naming none is split in halves.
+    """
+    outcomes = _write_items(write, group, items, build)
     results: Results = {}
     for item in items:
         position = item.work.position
@@ -185,8 +207,8 @@ def merge_results(current: Result | None, new: Result) -> Result:
     return {"productIds": current["productIds"] + new["productIds"], "warnings": warnings}
 
 
-def _upsert_items(
-    gateway: SalesmanagoGateway, group: GroupConfig, items: list[ProductItem], build: Build
+def _write_items(
+    write: ProductsWrite, group: GroupConfig, items: list[ProductItem], build: Build
 ) -> dict[int, Any]:
     if not items:
         return {}
@@ -197,24 +219,22 @@ def _upsert_items(
         return {id(item): error for item in items}
     bodies = [build(item.product) for item in items]
     try:
-        warnings = gateway.upsert_products(
-            group, group.catalog_id, bodies, action=str(items[0].work.command.action)
-        )
+        warnings = write(group, group.catalog_id, bodies, action=str(items[0].work.command.action))
     except SalesmanagoRejectedError as error:
-        return _isolate_products(gateway, group, items, build, error)
+        return _isolate_products(write, group, items, build, error)
     except (AuthError, TransientError) as error:
         return {id(item): error for item in items}
     return {id(item): {"productIds": [item.product.id], "warnings": warnings} for item in items}
 
 
 def _isolate_products(
-    gateway: SalesmanagoGateway,
+    write: ProductsWrite,
     group: GroupConfig,
     items: list[ProductItem],
     build: Build,
     error: SalesmanagoRejectedError,
 ) -> dict[int, Any]:
-    """Blame the items the reply names; re-send the others (upserts are idempotent)."""
+    """Blame the items the reply names; re-send the others (every products write is idempotent)."""
     named = product_problems(error)
     if named is None:
         return {id(item): error for item in items}
@@ -231,8 +251,8 @@ def _isolate_products(
             return {id(items[0]): error}
         middle = len(items) // 2
         return {
-            **_upsert_items(gateway, group, items[:middle], build),
-            **_upsert_items(gateway, group, items[middle:], build),
+            **_write_items(write, group, items[:middle], build),
+            **_write_items(write, group, items[middle:], build),
         }
     outcomes: dict[int, Any] = {}
     rest = []
@@ -243,5 +263,5 @@ def _isolate_products(
             )
         else:
             rest.append(item)
-    outcomes.update(_upsert_items(gateway, group, rest, build))
+    outcomes.update(_write_items(write, group, rest, build))
     return outcomes

@@ -5,9 +5,9 @@ commands) and ``Result`` (what sending one command gave). Planners make them, se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from salesmanago_bridge.commands import Action, Command, ProductData
+from salesmanago_bridge.commands import Action, Command
 from salesmanago_bridge.errors import BridgeError
 from salesmanago_bridge.groups import GroupConfig
 from salesmanago_bridge.sources import Inbound
@@ -28,13 +28,20 @@ class Work:
     keys: frozenset[str] = field(default_factory=frozenset)
 
 
+class CatalogItem(Protocol):
+    """One item of a products command's list: a whole product, or its stock or its price."""
+
+    @property
+    def id(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class ProductItem:
     """One product of one command: products of many commands share a request."""
 
     work: Work
     index: int  # position in the command's own list
-    product: ProductData
+    product: CatalogItem
 
 
 @dataclass

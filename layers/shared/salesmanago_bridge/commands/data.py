@@ -8,7 +8,7 @@ description in docs/openapi.json.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,8 +16,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
     create_model,
+    model_serializer,
     model_validator,
 )
 
@@ -45,6 +47,8 @@ class Action(StrEnum):
     CONTACT_DELETE = "contact.delete"
     EVENT_CREATE = "event.create"
     PRODUCTS_UPSERT = "products.upsert"
+    PRODUCTS_STOCK = "products.stock"
+    PRODUCTS_PRICE = "products.price"
 
 
 # salesmanago-api.md §3: the 13 types older integrations know, then the 12 added later.
@@ -182,18 +186,57 @@ class ProductData(_ProductDetails):  # type: ignore[misc, valid-type]
     available: bool | None = None
 
 
+class ProductStockData(_Model):
+    """One product's stock, set as given (SALESmanago's `updateQuantity`); the rest of the product,
+    `available` included, stays as its last full upsert set it."""
+
+    id: Annotated[str, text(32, 1)]
+    # Strict: an integer as JSON has it; true, 2.5, "3" are refused, not read as a quantity.
+    quantity: Annotated[int, Field(ge=0, strict=True)]
+
+
+class ProductPriceData(_Model):
+    """One product's prices (SALESmanago's `updatePrice`). `special_price` is required: a number
+    sets the discount price, `null` ends the discount."""
+
+    id: Annotated[str, text(32, 1)]
+    price: Money
+    # Required and nullable, so ending a discount is always said: SALESmanago's library sends
+    # discountPrice with every price update (null when none), and what a missing one does is unknown.
+    special_price: Money | None
+
+    @model_serializer(mode="wrap")
+    def _say_the_null(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``special_price: null`` survives ``exclude_none`` (dead letters, derived ids): without
+        it a replay would be refused, and the null is the instruction."""
+        dumped: dict[str, Any] = handler(self)
+        dumped.setdefault("special_price", None)
+        return dumped
+
+
 # ---- one entry per action ----------------------------------------------------------------------
 DATA_MODELS: dict[Action, type[BaseModel]] = {
     Action.CONTACT_UPSERT: ContactUpsertData,
     Action.CONTACT_DELETE: ContactDeleteData,
     Action.EVENT_CREATE: EventCreateData,
     Action.PRODUCTS_UPSERT: ProductData,
+    Action.PRODUCTS_STOCK: ProductStockData,
+    Action.PRODUCTS_PRICE: ProductPriceData,
 }
 # Actions whose ``data`` is a non-empty list of items, each of the model (unmapped item fields are
 # ignored and listed); every other action's ``data`` is one object (unmapped fields are refused).
-ITEM_LISTS: frozenset[Action] = frozenset({Action.PRODUCTS_UPSERT})
+ITEM_LISTS: frozenset[Action] = frozenset(
+    {Action.PRODUCTS_UPSERT, Action.PRODUCTS_STOCK, Action.PRODUCTS_PRICE}
+)
 # What a validated command holds (mypy's view of ``Command.data``): one model, or a tuple of items.
-CommandData = ContactUpsertData | ContactDeleteData | EventCreateData | tuple[ProductData, ...]
+CommandData = (
+    ContactUpsertData
+    | ContactDeleteData
+    | EventCreateData
+    | tuple[ProductData, ...]
+    | tuple[ProductStockData, ...]
+    | tuple[ProductPriceData, ...]
+)
 
 ACTION_OF_MODEL: dict[type[BaseModel], Action] = {model: action for action, model in DATA_MODELS.items()}
 if len(ACTION_OF_MODEL) != len(DATA_MODELS):  # the API derives a request model from each data model
