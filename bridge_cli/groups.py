@@ -365,7 +365,10 @@ def run_check(args: argparse.Namespace) -> int:
     listed: CatalogList | None = None
     if config.products_api_key is None:
         line(
-            "API v3", config.products_endpoint, "skipped", "no products_api_key: products.upsert cannot work"
+            "API v3",
+            config.products_endpoint,
+            "skipped",
+            "no products_api_key: no products action (upsert, stock, price) can work",
         )
     else:
         try:
@@ -377,7 +380,7 @@ def run_check(args: argparse.Namespace) -> int:
             line("API v3", config.products_endpoint, "FAILED", f"[{exc.error_type}] {exc.describe()}")
 
     if not config.catalog_id:
-        line("catalog", "-", "skipped", "no catalog_id: products.upsert cannot work")
+        line("catalog", "-", "skipped", "no catalog_id: no products action (upsert, stock, price) can work")
     elif listed is None:
         line("catalog", config.catalog_id, "skipped", "not checked: API v3 did not answer")
     else:

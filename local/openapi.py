@@ -7,6 +7,7 @@ python -m local.openapi --check    # exit 1 when the committed file is out of da
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ OPENAPI_FILE = ROOT / "docs" / "openapi.json"
 
 def render() -> str:
     """The OpenAPI document of ``functions/api/app.py``, as committed."""
+    # Importing the function primes it, which builds boto3 clients: they need a region, never a call.
+    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-central-1")
     return load_handler("api").app.get_openapi_json_schema()
 
 

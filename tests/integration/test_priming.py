@@ -90,7 +90,8 @@ def test_priming_rehearses_the_path_without_any_call_leaving_or_anything_kept(
 
     # Then: clients and guard built, every action ran dry, the rehearsal applied its command...
     assert done == {"primed": True, "ssm_client": True, "event_guard": True, "rehearsal": True, "actions": [
-        "contact.upsert", "contact.delete", "event.create", "products.upsert"]}  # fmt: skip
+        "contact.upsert", "contact.delete", "event.create", "products.upsert", "products.stock",
+        "products.price"]}  # fmt: skip
     # ... and nothing left the process, printed, stayed cached or counted
     assert no_network == []
     assert capsys.readouterr().out == ""
@@ -369,3 +370,11 @@ def test_the_dry_run_builds_each_primed_actions_items_with_its_specs_builder() -
     unknown = dataclasses.replace(products, action="products.teleport")
     with pytest.raises(UnknownActionError):  # never built as another action's items
         synthetic._body(unknown)
+
+
+def test_every_action_is_primed() -> None:
+    # A new action's first command otherwise builds its validators and serializers on a request.
+    from salesmanago_bridge.actions import SPECS
+    from salesmanago_bridge.priming import synthetic
+
+    assert set(synthetic.SYNTHETIC_COMMANDS) == set(SPECS)

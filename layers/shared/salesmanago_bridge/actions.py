@@ -148,6 +148,9 @@ class ActionSpec:
     send: Sender
     reply: type[Applied]  # the API's answer
     request: type[WriteRequest[Any]] | None  # the API's body (None: no route takes the action)
+    # A valid ``data``, made up (example.com, product P1): priming runs it through every source's
+    # unwrapping, validation and the item builder at init, so a first command builds nothing.
+    example: Any
 
     @property
     def at_most_once(self) -> bool:
@@ -168,6 +171,7 @@ SPECS: dict[Action, ActionSpec] = {
             send=senders.send_contacts,
             reply=ContactUpserted,
             request=ContactUpsertRequest,
+            example={"email": "priming@example.com", "name": "Priming", "tags": ["PRIMING"]},
         ),
         ActionSpec(
             Action.CONTACT_DELETE,
@@ -179,6 +183,7 @@ SPECS: dict[Action, ActionSpec] = {
             send=senders.send_each_delete,
             reply=ContactDeleted,
             request=ContactDeleteRequest,
+            example={"email": "priming@example.com"},
         ),
         ActionSpec(
             Action.EVENT_CREATE,
@@ -190,6 +195,13 @@ SPECS: dict[Action, ActionSpec] = {
             send=senders.send_events,
             reply=EventCreated,
             request=EventCreateRequest,
+            example={
+                "email": "priming@example.com",
+                "contactExtEventType": "OTHER",
+                "value": 1.5,
+                "products": ["P1"],
+                "externalId": "priming",
+            },
         ),
         ActionSpec(
             Action.PRODUCTS_UPSERT,
@@ -201,6 +213,18 @@ SPECS: dict[Action, ActionSpec] = {
             send=senders.send_products,
             reply=ProductsUpserted,
             request=ProductsUpsertRequest,
+            example=[
+                {
+                    "id": "P1",
+                    "name": "Priming",
+                    "description": "Priming",
+                    "category": "Priming",
+                    "brand": "Priming",
+                    "price": 1.5,
+                    "url": "https://shop.example.com/p/1",
+                    "image_url": "https://shop.example.com/p/1.jpg",
+                }
+            ],
         ),
         # Stock and prices alone, packed like products. PRODUCT_BATCH_SIZE (≤ 100) caps them too:
         # no limit is published for these paths; 100 is SALESmanago's library's own package.
@@ -214,6 +238,7 @@ SPECS: dict[Action, ActionSpec] = {
             send=senders.send_quantities,
             reply=ProductsUpdated,
             request=ProductsStockRequest,
+            example=[{"id": "P1", "quantity": 3}],
         ),
         ActionSpec(
             Action.PRODUCTS_PRICE,
@@ -225,6 +250,7 @@ SPECS: dict[Action, ActionSpec] = {
             send=senders.send_prices,
             reply=ProductsUpdated,
             request=ProductsPriceRequest,
+            example=[{"id": "P1", "price": 1.5, "special_price": None}],
         ),
     )
 }

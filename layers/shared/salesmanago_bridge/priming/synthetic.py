@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from salesmanago_bridge.actions import Chunking, spec_for
+from salesmanago_bridge.actions import SPECS, Chunking, spec_for
 from salesmanago_bridge.codec import dumps
 from salesmanago_bridge.commands import Action, Command, CommandEnvelope
 from salesmanago_bridge.observability import logger
@@ -28,35 +28,24 @@ SYNTHETIC_FIELD_MAP = {
     "event.create": {"priming_channel": "detail5"},
     "products.upsert": {"priming_ean": "detail4"},
 }
+# Fields routed by SYNTHETIC_FIELD_MAP, added to the specs' examples.
+_ROUTED_FIELDS: dict[Action, dict[str, Any]] = {
+    Action.CONTACT_UPSERT: {"priming_tier": "t"},
+    Action.EVENT_CREATE: {"priming_channel": "web"},
+    Action.PRODUCTS_UPSERT: {"priming_ean": "5901234123457"},
+}
+
+
+def _with_routed_fields(action: Action, example: Any) -> Any:
+    extra = _ROUTED_FIELDS.get(action, {})
+    if isinstance(example, list):
+        return [{**item, **extra} for item in example]
+    return {**example, **extra}
+
+
+# Every action's: its spec's example (actions.py), with the fields a field map routes.
 SYNTHETIC_COMMANDS: dict[Action, Any] = {
-    Action.CONTACT_UPSERT: {
-        "email": SYNTHETIC_EMAIL,
-        "name": "Priming",
-        "tags": ["PRIMING"],
-        "priming_tier": "t",
-    },
-    Action.CONTACT_DELETE: {"email": SYNTHETIC_EMAIL},
-    Action.EVENT_CREATE: {
-        "email": SYNTHETIC_EMAIL,
-        "contactExtEventType": "OTHER",
-        "value": 1.5,
-        "products": ["P1"],
-        "externalId": "priming",
-        "priming_channel": "web",
-    },
-    Action.PRODUCTS_UPSERT: [
-        {
-            "id": "P1",
-            "name": "Priming",
-            "description": "Priming",
-            "category": "Priming",
-            "brand": "Priming",
-            "price": 1.5,
-            "url": "https://shop.example.com/p/1",
-            "image_url": "https://shop.example.com/p/1.jpg",
-            "priming_ean": "5901234123457",
-        }
-    ],
+    action: _with_routed_fields(action, spec.example) for action, spec in SPECS.items()
 }
 
 
