@@ -24,11 +24,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from salesmanago_bridge.deadletters import REASON_ATTRIBUTE
+from salesmanago_bridge.deadletters import REASON_ATTRIBUTE, replayable_body
 from salesmanago_bridge.observability import pseudonymize, scrub
 from salesmanago_bridge.sources import Inbound, from_eventbridge_event, from_sns_record, from_sqs_record
 
-EVENT_ACTION = "event.create"
 PRODUCTS_ACTION = "products.upsert"
 NO_REASON = "no_reason"
 UNREADABLE = "unreadable"
@@ -146,15 +145,14 @@ def _iso(value: Any) -> datetime | None:
 
 def normalize(body: Any, action: str | None, sent_at_ms: int | None) -> dict[str, Any] | None:
     """``{"action", "group_key", "data", "id"}`` from a command body; None when it is not one."""
+    body = replayable_body(body, action, sent_at_ms)  # the action and an event's date, as the bridge parks
     if not isinstance(body, dict):
         return None
     group_key = body.get("group_key")
     data = body.get("data")
-    action = body.get("action") or action
+    action = body.get("action")
     if not isinstance(group_key, str) or not group_key or data is None or not isinstance(action, str):
         return None
-    if action == EVENT_ACTION and isinstance(data, dict) and data.get("date") is None and sent_at_ms:
-        data = {**data, "date": sent_at_ms}
     command: dict[str, Any] = {"action": action, "group_key": group_key, "data": data}
     if body.get("id") is not None:
         command["id"] = body["id"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local.sandbox import Fault, Sandbox
-from salesmanago_bridge.errors import TransientError
+from salesmanago_bridge.errors import TransientError, UnavailableError
 from tests.conftest import EVENTS, FakeContext, load_event
 
 GOOD_EVENTS = sorted(
@@ -140,6 +140,39 @@ def test_handler_sqs_last_receive_dead_letters_transient_failure(
     assert reason["error_type"] == "unavailable"
     assert reason["receive_count"] == 5
     assert body["action"] == "contact.upsert" and body["id"]
+
+
+def test_handler_sqs_message_parked_before_its_group_was_read_replays_as_the_same_event(
+    handler, sandbox: Sandbox, dead_letters, lambda_context, monkeypatch: pytest.MonkeyPatch
+):
+    # Given an undated event whose action is a message attribute, on its last receive, and its
+    # group config unreadable (SSM throttled), so it is parked before it became a command
+    data = {"email": "late@customer.example.com", "contactExtEventType": "CART"}
+    batch = sqs_event({"group_key": "demo-shop", "data": data}, receive_count=5)
+    attribute = {"stringValue": "event.create", "dataType": "String"}
+    batch["Records"][0]["messageAttributes"] = {"action": attribute}
+    sent_ms = int(batch["Records"][0]["attributes"]["SentTimestamp"])
+    from salesmanago_bridge.dispatch import get_dispatcher
+
+    def unreadable(*_: Any, **__: Any) -> Any:
+        raise UnavailableError("group config unavailable: ThrottlingException")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(get_dispatcher().groups, "get", unreadable)
+        # When
+        assert handler("sqs_consumer")(batch, lambda_context) == {"batchItemFailures": []}
+    # Then the dead letter names its action and keeps the date the bridge would have given it
+    [(parked, reason)] = dead_letters()
+    assert reason["error_type"] == "unavailable"
+    assert parked["action"] == "event.create"
+    assert parked["data"]["date"] == sent_ms
+    # And replayed an hour later as a new message, it is the same event: created once, dated then
+    replay = sqs_event(parked)
+    replay["Records"][0]["attributes"]["SentTimestamp"] = str(sent_ms + 3_600_000)
+    assert handler("sqs_consumer")(replay, lambda_context) == {"batchItemFailures": []}
+    [created] = sandbox.events("late@customer.example.com")
+    assert created["contactEvent"]["date"] == sent_ms
+    assert dead_letters() == []
 
 
 def test_handler_sqs_deadline_hands_back_unstarted_work(handler, sandbox: Sandbox, dead_letters):

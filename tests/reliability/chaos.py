@@ -46,7 +46,9 @@ the on-failure destination's error, a redrive) says which command it holds. For 
   permanent cause: invalid input, a poison e-mail, an injected refusal; a transient reason needs the
   last receive on SQS or the third attempt on SNS and EventBridge; a redrive needs a crash on the last
   receive, or a park the dead-letter queue failed; an invalid command is parked on its first receive
-  unless an AWS fault held it back);
+  unless an AWS fault held it back, naming its problem unless its last receive could not read its
+  group config either: then for that transient reason; if the dead-letter queue refused every park,
+  where its source gives up: the on-failure destination, the redrive);
 - never **neither** (lost). **Both** is a violation, unless the bridge could not have known better:
   a call of that command ended without a definite answer before it was parked (a timeout, a dropped
   connection, a 5xx, a non-JSON reply: SALESmanago may have applied it; also an attempt applied by
@@ -1218,6 +1220,12 @@ class ChaosRun:
             "POWERTOOLS_TRACE_DISABLED": "true",
         }.items():
             os.environ.setdefault(key, value)
+        # The sandbox listens on 127.0.0.1: its tenants' endpoints are loopback hosts, refused unless
+        # allowed (as make demo, make api and make bench allow them). Read once per process: read again.
+        os.environ["SALESMANAGO_ALLOW_LOOPBACK"] = "true"
+        from salesmanago_bridge.settings import get_settings
+
+        get_settings.cache_clear()
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws())
@@ -1740,9 +1748,10 @@ class ChaosRun:
             if letter.where == "on_failure":
                 continue
             body = letter.body if isinstance(letter.body, str) else json.dumps(letter.body)
-            attribute = None
             if letter.where == "redrive":
                 body, attribute = _redriven_by_the_cli(body, letter.sent_ms, letter.action_attribute)
+            else:  # ours: the CLI re-sends the command it reads, with the reason's action if need be
+                body, attribute = _redriven_by_the_cli(body, None, None, letter.reason)
             queue.send(QueuedMessage(_uuid(self.rng), body, letter.seq or 0, sent_ms, attribute))
         for source in (self.sns, self.eventbridge):
             for record in source.on_failure:
@@ -1769,10 +1778,15 @@ def _aws_cause(error: Any) -> str | None:
 
 
 def _redriven_by_the_cli(
-    body: str, original_sent_ms: int | None, action_attribute: str | None
+    body: str,
+    original_sent_ms: int | None,
+    action_attribute: str | None,
+    reason: dict[str, Any] | None = None,
 ) -> tuple[str, str | None]:
-    """What ``bridge dlq redrive`` sends for a raw message the queue's redrive policy parked: the
-    normalized command (action and date filled in), else the message as it was, attribute and all."""
+    """What ``bridge dlq redrive`` sends for a dead letter: the command it reads (a raw message the
+    queue's redrive policy parked: action and date filled in; ours: with the ``bridge-failure``
+    reason's action), else the message as it was, attribute and all. (The CLI skips a message that
+    holds no command; sent as it was, the bridge parks it again: the same for the oracle.)"""
     from bridge_cli.dead_letters import parse_message
 
     message: dict[str, Any] = {"MessageId": "m", "Body": body, "Attributes": {}, "MessageAttributes": {}}
@@ -1780,6 +1794,9 @@ def _redriven_by_the_cli(
         message["Attributes"]["SentTimestamp"] = str(original_sent_ms)
     if action_attribute:
         message["MessageAttributes"]["action"] = {"DataType": "String", "StringValue": action_attribute}
+    if reason is not None:
+        attribute = {"DataType": "String", "StringValue": json.dumps(reason)}
+        message["MessageAttributes"]["bridge-failure"] = attribute
     letter = parse_message("commands-dlq", "https://sqs.local/dlq", message)
     return (json.dumps(letter.command), None) if letter.command else (body, action_attribute)
 
@@ -2078,10 +2095,23 @@ class Oracle:
     def _judge_invalid(self, command: Command, verdict: Verdict) -> None:
         label = f"#{command.seq} {command.stream} invalid {command.expect}"
         letters = [letter for letter in self.parked.get(command.seq, []) if letter.where == "dlq"]
-        if not letters:
+        # Held back by AWS until its source gave up: the dead-letter queue refused every park, so the
+        # on-failure destination (SNS, EventBridge) or the redrive (SQS) holds it instead.
+        elsewhere = command.seq in self.run.aws_delayed and any(
+            letter.where != "dlq" and self._justified(command, letter)
+            for letter in self.parked.get(command.seq, [])
+        )
+        if not letters and not elsewhere:
             verdict.flag("invalid not parked as expected", f"{label}: not in our dead-letter queue")
         for letter in letters:
             reason = letter.reason
+            if letter.error_type not in PERMANENT_TYPES and command.seq in self.run.aws_delayed:
+                # Held back by AWS (its park refused, its group config unreadable) until its last
+                # receive, which could not read the group config either: the bridge cannot name a
+                # problem it has not seen yet, and parks it for a transient reason (a replay names it).
+                if not self._justified(command, letter):
+                    verdict.flag("invalid not parked as expected", f"{label}: {letter.error_type} early")
+                continue
             fields = [d["field"] for d in reason.get("details") or []]
             named = command.expect_field in fields or (
                 command.expect_field == "group_key" and reason.get("group_key") == command.group_key

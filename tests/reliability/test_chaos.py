@@ -14,8 +14,11 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,6 +144,25 @@ def test_chaos_random_run_loses_and_doubles_nothing():
     # records were handed back because of it
     assert report.run.aws.drawn[("dynamodb", "throttling")] > 0, report.run.aws.drawn
     assert sum(report.run.handed_back.values()) > 0
+
+
+def test_chaos_command_line_runs_outside_pytest():
+    # Given the environment of `make chaos`: no test configuration, so no loopback endpoints allowed
+    env = {k: v for k, v in os.environ.items() if k != "SALESMANAGO_ALLOW_LOOPBACK"}
+    # When the harness runs from the command line, a few commands with every fault on
+    argv = ["--commands", "60", "--fault-rate", "0.3", "--aws-fault-rate", "0.1", "--seed", "3"]
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "tests.reliability.chaos", *argv],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # Then it reaches its summary, clean (its sandbox's tenants are loopback hosts, and allowed)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = dict(line.split(maxsplit=1) for line in done.stdout.splitlines() if line[:1].isalpha())
+    assert rows["violations"] == "none", done.stdout
 
 
 # ---- every transient failure class, per source ------------------------------------------------------

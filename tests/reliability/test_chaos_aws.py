@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from local.sandbox import Fault
-from tests.reliability.chaos import ChaosRun
+from tests.reliability.chaos import DATE_BASE_MS, ChaosRun
 from tests.reliability.test_chaos import SOURCES, chaos_run, commands_for, generator, play, violations
 
 __all__ = ["chaos_run"]  # the module's environment, shared with test_chaos.py's scenarios
@@ -205,4 +205,84 @@ def test_chaos_aws_refused_command_the_dead_letter_queue_cannot_take_holds_back_
     played = play(chaos_run, gen, commands, faults=(refusal,), aws=(("sqs", "SendMessage", "refused", 0),))
     # Then the upsert kept at its source holds back the delete: the contact ends deleted, not revived
     assert chaos_run.aws.drawn[("sqs", "refused")] == 1
+    assert violations(played.verdict) == {}
+
+
+@pytest.mark.parametrize("source", ["sqs", "fifo"])
+@pytest.mark.parametrize("dated", [False, True], ids=["undated", "dated"])
+def test_chaos_aws_event_parked_before_it_was_understood_is_replayed_once(
+    chaos_run: ChaosRun, source: str, dated: bool
+):
+    # Given an event whose action is a message attribute (not in the body), and its group config
+    # unreadable (SSM throttled) on every receive, so it is parked on its last receive before it
+    # ever became a command (found by make chaos N=100000: #92879 and #97960, both FIFO)
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    gen = generator()
+    command = gen.family(["event.create"])[0] if source == "fifo" else gen.single(source, "event.create")
+    command.action_in_body, command.id, command.wrapper = False, None, None
+    command.event_date_ms = DATE_BASE_MS + command.seq * 1000 if dated else None
+    command.data.pop("date", None)
+    if dated:
+        command.data["date"] = command.event_date_ms
+    clear_caches()
+    receives = chaos_run.config.max_receive_count
+    ssm = tuple(("ssm", "GetParameter", "throttling", 0) for _ in range(receives))
+    # When it is delivered until it ends, and its dead letter is replayed as an operator would
+    played = play(chaos_run, gen, [command], aws=ssm, replay=True)
+    # Then the dead letter names its action and keeps its date, and the replay creates the event once
+    [letter] = played.letters(command)
+    assert (letter.where, letter.error_type) == ("dlq", "unavailable")
+    assert letter.body["action"] == "event.create"
+    assert letter.body["data"]["date"] in (command.sent_ms, command.data.get("date"))
+    assert chaos_run.aws.drawn[("ssm", "throttling")] == receives
+    assert violations(played.verdict) == {}
+    events = [e for e in chaos_run.sandbox.events() if e["contactEvent"].get("value") == command.seq / 100]
+    assert len(events) == 1
+    assert events[0]["contactEvent"]["date"] == command.expected_date_ms
+
+
+@pytest.mark.parametrize("source", ["sqs", "fifo"])
+def test_chaos_aws_invalid_command_whose_group_is_unreadable_on_its_last_receive_is_parked_unavailable(
+    chaos_run: ChaosRun, source: str
+):
+    # Given a command for a group that does not exist, the dead-letter queue refusing its park on
+    # the first four receives, and SSM throttled on the fifth (found by make chaos N=10000
+    # AWS_RATE=0.25 SEED=101: #2159)
+    from aws_lambda_powertools.utilities.parameters import clear_caches
+
+    gen = generator()
+    command = gen.invalid(source, "unknown_group")
+    if source == "fifo":
+        command.family = f"fam-{command.seq}"
+    clear_caches()
+    receives = chaos_run.config.max_receive_count
+    refusals = tuple(("sqs", "SendMessage", "refused", 0) for _ in range(receives - 1))
+    # When it is delivered until it ends
+    played = play(
+        chaos_run, gen, [command], aws=(*refusals, ("ssm", "GetParameter", "throttling", receives - 1))
+    )
+    # Then it is parked on its last receive for what the bridge could know then (SSM unavailable), not
+    # lost: a replay names the unknown group
+    [letter] = played.letters(command)
+    assert (letter.error_type, letter.reason["receive_count"]) == ("unavailable", receives)
+    assert chaos_run.aws.drawn[("ssm", "throttling")] == 1
+    assert violations(played.verdict) == {}
+
+
+@pytest.mark.parametrize("source", ["sns", "eventbridge"])
+def test_chaos_aws_invalid_command_the_dead_letter_queue_never_takes_ends_in_the_on_failure_destination(
+    chaos_run: ChaosRun, source: str
+):
+    # Given an invalid command through an asynchronous source, and the dead-letter queue refusing its
+    # park on every attempt (found by make chaos N=10000 AWS_RATE=0.25 SEED=103: #4486)
+    gen = generator()
+    command = gen.invalid(source, "unmapped")
+    refusals = (("sqs", "SendMessage", "throttling", 0),) * 3  # the first attempt and Lambda's two retries
+    # When it is delivered until it ends
+    played = play(chaos_run, gen, [command], aws=refusals)
+    # Then Lambda's on-failure destination keeps it, with the dead-letter queue's failure: not lost
+    assert [(letter.where, letter.error_type) for letter in played.letters(command)] == [
+        ("on_failure", "DeadLetterUnavailableError")
+    ]
     assert violations(played.verdict) == {}

@@ -11,7 +11,7 @@ from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutEr
 from urllib3.util.retry import Retry
 
 from salesmanago_bridge.client import URLLIB3_PRIVATE, sent_without_reply
-from salesmanago_bridge.idempotency import _StoreInternals
+from salesmanago_bridge.idempotency_store import _StoreInternals
 
 
 def parameters(owner: type, name: str) -> tuple[str, ...]:

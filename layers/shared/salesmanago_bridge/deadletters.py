@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from salesmanago_bridge.codec import pruned
+from salesmanago_bridge.commands import Action
 from salesmanago_bridge.errors import BridgeError, DeadLetterUnavailableError
 from salesmanago_bridge.observability import logger, scrub
 
@@ -43,6 +44,32 @@ def failure_reason(
         "first_failure_at": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "receive_count": receive_count,
     }
+
+
+def replayable_body(body: Any, action: str | None, sent_at_ms: int | None) -> Any:
+    """A message body as a replay must carry it, when the bridge parks it before it became a command
+    (its group config unreadable, its group unknown, its data invalid).
+
+    Two things a replay cannot get back travel outside the body: an ``action`` given as a message
+    attribute (or ``detail-type``) goes in; an undated event takes the time its message was first
+    sent, the date the bridge gives it (a replay is a new message, sent later, so it would get another
+    date and another idempotency key, and the same event could be created twice). Nothing else
+    changes: the producer's fields stay as they came, for the operator to read or fix.
+    """
+    if not isinstance(body, dict):
+        return body
+    completed = dict(body)
+    if completed.get("action") is None and isinstance(action, str) and action:
+        completed["action"] = action
+    data = completed.get("data")
+    if (
+        completed.get("action") == Action.EVENT_CREATE
+        and isinstance(data, dict)
+        and data.get("date") is None
+        and sent_at_ms
+    ):
+        completed["data"] = {**data, "date": sent_at_ms}
+    return completed
 
 
 def _body_text(body: Any) -> str:

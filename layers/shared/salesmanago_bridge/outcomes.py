@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from salesmanago_bridge.commands import GROUP_KEY_PATTERN, Action, Command
-from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason
+from salesmanago_bridge.deadletters import DeadLetterSink, failure_reason, replayable_body
 from salesmanago_bridge.errors import (
     BridgeError,
     OutcomeUnknownError,
@@ -186,7 +186,10 @@ class Concluder:
             source_arn=inbound.source_arn,
             receive_count=inbound.receive_count,
         )
-        body = command.normalized() if command is not None else inbound.body
+        if command is not None:
+            body = command.normalized()
+        else:  # not a command yet: what a replay needs from outside the body goes in
+            body = replayable_body(inbound.body, inbound.action, inbound.sent_at_ms)
         try:
             self.dead_letters.park(body, reason)
         except TransientError as park_error:

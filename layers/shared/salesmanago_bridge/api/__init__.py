@@ -49,7 +49,7 @@ from salesmanago_bridge.api.service import contact_by_email, contact_by_id, writ
 from salesmanago_bridge.api.tenants import resolve_group
 from salesmanago_bridge.commands import WriteRequest
 from salesmanago_bridge.dispatch import get_dispatcher
-from salesmanago_bridge.idempotency import RequestGuard, get_request_guard
+from salesmanago_bridge.request_guard import RequestGuard, get_request_guard
 
 __all__ = [
     "API_TIME_LIMIT_MS",

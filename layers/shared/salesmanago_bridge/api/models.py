@@ -14,8 +14,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from pydantic import BaseModel, EmailStr, Field
 
 from salesmanago_bridge.commands import GROUP_KEY_PATTERN
-from salesmanago_bridge.idempotency import IDEMPOTENCY_KEY_HEADER
 from salesmanago_bridge.mapping import ContactView
+from salesmanago_bridge.request_guard import IDEMPOTENCY_KEY_HEADER
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 SM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

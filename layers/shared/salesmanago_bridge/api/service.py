@@ -29,9 +29,9 @@ from salesmanago_bridge.commands import WriteRequest, build_command
 from salesmanago_bridge.errors import FieldProblem, UnavailableError
 from salesmanago_bridge.gateway import SalesmanagoGateway
 from salesmanago_bridge.groups import GroupConfig
-from salesmanago_bridge.idempotency import sha256_of
 from salesmanago_bridge.mapping import contact_view
 from salesmanago_bridge.observability import metrics
+from salesmanago_bridge.request_guard import sha256_of
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 READ_ACTION = "contact.get"
