@@ -37,7 +37,7 @@ def bridge_env(monkeypatch: pytest.MonkeyPatch, groups_file: Path, dead_letter_q
         "STAGE": "test",
         "SALESMANAGO_GROUPS_FILE": str(groups_file),
         "DEAD_LETTER_QUEUE_URL": dead_letter_queue,
-        "SALESMANAGO_READ_TIMEOUT_S": "0.5",
+        "SALESMANAGO_READ_TIMEOUT_S": "1.0",
         "SALESMANAGO_MAX_RETRIES": "1",
     }
     for key, value in env.items():

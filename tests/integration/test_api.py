@@ -49,7 +49,7 @@ def api_environment(monkeypatch: pytest.MonkeyPatch, groups_file: Path, **extra:
     env = {
         "STAGE": "test",
         "SALESMANAGO_GROUPS_FILE": str(groups_file),
-        "SALESMANAGO_READ_TIMEOUT_S": "0.5",
+        "SALESMANAGO_READ_TIMEOUT_S": "1.0",
         "SALESMANAGO_MAX_RETRIES": "1",
         **extra,
     }

@@ -106,7 +106,7 @@ def test_api_idempotency_key_is_scoped_by_api_key_and_group(call: Call, groups_f
 
 def test_api_idempotency_key_retry_after_lost_reply_creates_no_second_event(call: Call, sandbox: Sandbox):
     # Given SALESmanago creates the event but its reply never arrives
-    sandbox.inject(Fault("slow", delay_s=1.0, path="addContactExtEvent", apply=True))
+    sandbox.inject(Fault("slow", delay_s=2.0, path="addContactExtEvent", apply=True))
     first = call("POST", "/events", no_date(), headers=KEY, remaining_ms=QUICK_MS)
     assert first.status == 503 and first.error["code"] == "outcome_unknown"
     # When the client retries with the same key and body

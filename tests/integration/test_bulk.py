@@ -21,7 +21,7 @@ from tests.conftest import PRODUCT_BASE
 
 def make_dispatcher(groups_file: Path, **env: Any) -> Dispatcher:
     settings = Settings.model_validate(
-        {"SALESMANAGO_GROUPS_FILE": str(groups_file), "SALESMANAGO_READ_TIMEOUT_S": 0.5, **env}
+        {"SALESMANAGO_GROUPS_FILE": str(groups_file), "SALESMANAGO_READ_TIMEOUT_S": 1.0, **env}
     )
     return Dispatcher(
         settings, FileGroupStore(groups_file), SalesmanagoClient(settings), DeadLetterSink(None)
