@@ -54,7 +54,11 @@ class _V3Api:
     def _problems_reply(problems: list[dict[str, Any]]) -> _Reply:
         return _json_reply({"problems": problems}, 400)
 
-    def _v3_product_upsert(self, state: _AccountState, body: dict[str, Any]) -> _Reply:
+    def _catalog_products(
+        self, state: _AccountState, body: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[Any] | None] | _Reply:
+        """The envelope every v3 products write shares, ``{"catalogId", "products": [...]}``: its
+        problems, and the products when their list is usable (a reply when the catalog is unknown)."""
         problems = [
             {"reasonCode": REASON_TYPE, "message": f"{key}|Unknown field"}
             for key in body
@@ -73,17 +77,25 @@ class _V3Api:
         if not isinstance(products, list) or not products:
             code = REASON_MISSING if not products else REASON_TYPE
             problems.append({"reasonCode": code, "message": "products|A non-empty list expected"})
-        elif len(products) > MAX_PRODUCTS:
+            return problems, None
+        if len(products) > MAX_PRODUCTS:
             problems.append(
                 {"reasonCode": REASON_TOO_LONG, "message": f"products|At most {MAX_PRODUCTS} products"}
             )
-        else:
-            for n, product in enumerate(products):
-                problems.extend(_product_problems(product, f"products[{n}]"))
-        if problems:
+            return problems, None
+        return problems, products
+
+    def _v3_product_upsert(self, state: _AccountState, body: dict[str, Any]) -> _Reply:
+        envelope = self._catalog_products(state, body)
+        if isinstance(envelope, _Reply):
+            return envelope
+        problems, products = envelope
+        for n, product in enumerate(products or []):
+            problems.extend(_product_problems(product, f"products[{n}]"))
+        if problems or products is None:
             # All-or-nothing (our choice, L): applying the valid part would hide which products are stored.
             return self._problems_reply(problems)
-        store = self._products.setdefault(catalog_id, {})
+        store = self._products.setdefault(body["catalogId"], {})
         for product in products:
             self._store_product(store, product)
         reply: dict[str, Any] = {
@@ -113,28 +125,11 @@ class _V3Api:
         keys: frozenset[str],
         check: Callable[[dict[str, Any], str], list[dict[str, Any]]],
     ) -> _Reply:
-        problems = [
-            {"reasonCode": REASON_TYPE, "message": f"{key}|Unknown field"}
-            for key in body
-            if key not in ("catalogId", "products")
-        ]
-        catalog_id = body.get("catalogId")
-        if not isinstance(catalog_id, str):
-            code = REASON_MISSING if catalog_id is None else REASON_TYPE
-            problems.append({"reasonCode": code, "message": "catalogId|A catalog id is required"})
-        elif catalog_id not in state.catalogs:
-            return self._problems_reply(
-                [{"reasonCode": REASON_UNKNOWN_ID, "message": "catalogId|Catalog not found"}]
-            )
-        products = body.get("products")
-        if not isinstance(products, list) or not products:
-            code = REASON_MISSING if not products else REASON_TYPE
-            problems.append({"reasonCode": code, "message": "products|A non-empty list expected"})
-            return self._problems_reply(problems)
-        if len(products) > MAX_PRODUCTS:
-            problems.append(
-                {"reasonCode": REASON_TOO_LONG, "message": f"products|At most {MAX_PRODUCTS} products"}
-            )
+        envelope = self._catalog_products(state, body)
+        if isinstance(envelope, _Reply):
+            return envelope
+        problems, products = envelope
+        if products is None:
             return self._problems_reply(problems)
         for n, product in enumerate(products):
             where = f"products[{n}]"
@@ -149,7 +144,7 @@ class _V3Api:
             problems += _product_id_problems(product, where) + check(product, where)
         if problems:
             return self._problems_reply(problems)
-        store = self._products.setdefault(str(catalog_id), {})
+        store = self._products.setdefault(body["catalogId"], {})
         unknown = [n for n, product in enumerate(products) if product["productId"] not in store]
         if unknown and self.unknown_products == "reject":
             return self._problems_reply(
