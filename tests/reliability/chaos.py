@@ -210,6 +210,7 @@ FAULT_WEIGHTS = (
     ("429", 3.0),
     ("timeout", 0.25),
     ("timeout_after_apply", 0.25),
+    ("timeout_in_body", 0.25),  # applied; the reply's head in time, its body past the read timeout
     ("drop", 1.5),
     ("drop_after_apply", 1.5),
     ("non_json", 1.5),
@@ -297,6 +298,8 @@ class FaultDraw:
                 return name, Fault("slow", delay_s=delay, apply=not self._config.late_replies)
             case "timeout_after_apply":
                 return name, Fault("slow", delay_s=delay, apply=True)
+            case "timeout_in_body":
+                return name, Fault("slow_body", delay_s=delay)
             case "drop":
                 return name, Fault("drop")
             case "drop_after_apply":
@@ -326,7 +329,9 @@ class Injected:
     @property
     def applied_anyway(self) -> bool:
         """Whether SALESmanago changed state although the client got no good answer."""
-        return self.fault.kind == "slow" or (self.fault.kind in ("status", "drop") and self.fault.apply)
+        return self.fault.kind in ("slow", "slow_body") or (
+            self.fault.kind in ("status", "drop") and self.fault.apply
+        )
 
 
 class ChaosSandbox(Sandbox):

@@ -53,6 +53,7 @@ TRANSIENT_FAULTS = {
     "429_longer_than_allowed": Fault("status", status=429, retry_after=60, times=3),
     "timeout": Fault("slow", delay_s=0.3),
     "timeout_after_apply": Fault("slow", delay_s=0.3, apply=True),
+    "timeout_in_body": Fault("slow_body", delay_s=0.3),
     "drop": Fault("drop", times=3),
     "drop_after_apply": Fault("drop", times=3, apply=True),
     "non_json": Fault("non_json", times=3),
@@ -162,11 +163,14 @@ def test_chaos_transient_fault_per_source_is_survived(chaos_run: ChaosRun, sourc
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@pytest.mark.parametrize("fault_name", ["timeout_after_apply", "drop_after_apply", "504_after_apply"])
+@pytest.mark.parametrize(
+    "fault_name", ["timeout_after_apply", "timeout_in_body", "drop_after_apply", "504_after_apply"]
+)
 def test_chaos_event_applied_without_reply_is_reconciled_per_source(
     chaos_run: ChaosRun, source: str, fault_name: str
 ):
-    # Given SALESmanago creates an event but the reply is lost (a timeout, a dropped connection, a 504)
+    # Given SALESmanago creates an event but the reply is lost (a timeout, before the reply or in its
+    # body, a dropped connection, a 504)
     gen = generator()
     event = gen.single("fifo" if source == "fifo" else source, "event.create")
     if source == "fifo":
