@@ -7,7 +7,7 @@ import pytest
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 
-from salesmanago_bridge.client.failures import transport_failure
+from salesmanago_bridge.client.failures import reply_json, transport_failure
 from salesmanago_bridge.errors import OutcomeUnknownError, SalesmanagoTimeoutError, UnavailableError
 
 URL = "https://app2.salesmanago.com/api/v2/contact/addContactExtEvent"
@@ -55,3 +55,17 @@ def test_a_contact_call_whose_body_stalled_is_a_timeout() -> None:
 def test_an_event_never_sent_is_unavailable_not_unknown(exc: Exception) -> None:
     # Given an event whose connection was never made / Then it is surely not created: released and resent
     assert type(transport_failure(exc, at_most_once=True)) is UnavailableError
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"ok"', b"<html>busy</html>"])
+def test_an_event_answered_with_an_unreadable_reply_is_outcome_unknown(body: bytes) -> None:
+    # Given SALESmanago answered an event call 200 with a body that is no JSON object
+    response = requests.Response()
+    response.status_code, response._content, response.encoding = 200, body, "utf-8"
+    # When / Then it had the request, whatever it did: the event's outcome is unknown
+    with pytest.raises(OutcomeUnknownError):
+        reply_json(response, URL)
+    # And a contact call answered so is merely unavailable (repeating it is harmless)
+    with pytest.raises(UnavailableError) as caught:
+        reply_json(response, URL.replace("addContactExtEvent", "upsert"))
+    assert type(caught.value) is UnavailableError

@@ -74,24 +74,25 @@ def status_failure(response: requests.Response, url: str, at_most_once: bool) ->
 
 
 def reply_json(response: requests.Response, url: str) -> dict[str, Any]:
-    """The reply's JSON object (a bare 200 counts as success)."""
+    """The reply's JSON object (a bare 200 counts as success).
+
+    A reply it cannot read came from a SALESmanago that had the request: an event's outcome is unknown.
+    """
     if not response.content and response.status_code < 300:
         return {"success": True}  # contact/delete may answer a bare 200 (salesmanago-api.md §2)
+    error_class = OutcomeUnknownError if is_at_most_once(url) else UnavailableError
     try:
         if (response.encoding or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8"):
             reply = loads(response.content)
         else:  # a declared charset other than UTF-8: requests decodes it
             reply = response.json()
     except ValueError:
-        error_class = OutcomeUnknownError if is_at_most_once(url) else UnavailableError
         raise error_class(
             f"SALESmanago answered {response.status_code} with a body that is not JSON",
             status=response.status_code,
         ) from None
     if not isinstance(reply, dict):
-        raise UnavailableError(
-            "SALESmanago answered with JSON that is not an object", status=response.status_code
-        )
+        raise error_class("SALESmanago answered with JSON that is not an object", status=response.status_code)
     return reply
 
 
