@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +186,36 @@ def test_chaos_event_applied_without_reply_is_reconciled_per_source(
     assert played.events(event) == 1
     assert played.run.metrics["OutcomeUnknown"] >= 1
     assert played.run.outcome_flags["reconciled"] == 1
+
+
+def test_chaos_event_received_but_started_late_is_reconciled_not_doubled(
+    chaos_run: ChaosRun, monkeypatch: pytest.MonkeyPatch
+):
+    # Given SALESmanago receives an event but starts on it only after the client gave up (its
+    # connection's thread not scheduled for a second, as on a loaded host), with no fault injected
+    from local.sandbox import server
+
+    read_body = server._Handler._read_body
+    held: list[str] = []
+
+    def late_read(handler: Any) -> bytes:
+        if "ContactExtEvent" in handler.path and not held:
+            held.append(handler.path)
+            time.sleep(1.0)
+        return read_body(handler)
+
+    monkeypatch.setattr(server._Handler, "_read_body", late_read)
+    gen = generator()
+    event = gen.single("sqs", "event.create")
+    event.wrapper = None
+    # When the queue brings it back minutes later (in fake time: at once in real time)
+    played = play(chaos_run, gen, [event])
+    # Then the retry waited for SALESmanago to take every request sent, found the event, sent it once
+    assert held, "the event's request was never held"
+    assert played.run.metrics["OutcomeUnknown"] >= 1
+    assert played.run.outcome_flags["reconciled"] == 1
+    assert played.events(event) == 1
+    assert [request.path for request, _ in played.run.wire].count(held[0]) == 1
 
 
 def test_chaos_refused_lookup_hands_the_doubtful_event_back(chaos_run: ChaosRun):
