@@ -768,11 +768,11 @@ def test_fault_slow_past_client_timeout(sandbox: Sandbox, apply: bool) -> None:
 
 
 def test_fault_slow_body_sends_the_head_then_stalls_the_body(sandbox: Sandbox) -> None:
-    # Given a reply whose body follows its head 1 s later
-    sandbox.inject(Fault("slow_body", delay_s=1.0))
-    # When a client reads the head in time, then waits 0.5 s at most for the body
+    # Given a reply whose body follows its head 3 s later
+    sandbox.inject(Fault("slow_body", delay_s=3.0))
+    # When a client reads the head in time, then waits 1 s at most for the body
     with pytest.raises(requests.exceptions.ConnectionError) as caught:
-        post_v2(sandbox, "contact/upsert", {**auth(), "contact": {"email": "a@x.example"}}, timeout=0.5)
+        post_v2(sandbox, "contact/upsert", {**auth(), "contact": {"email": "a@x.example"}}, timeout=1.0)
     # Then the body timed out (requests wraps urllib3's read timeout), and the call was applied
     assert "Read timed out" in str(caught.value)
     assert sandbox.contact("a@x.example") is not None
