@@ -37,7 +37,7 @@ MAX_CATEGORIES = 5
 MAX_IMAGE_URLS = 5
 DEFAULT_CURRENCY = "PLN"
 IDLE_CONNECTION_TIMEOUT_S = 60
-FAULT_KINDS = frozenset({"status", "slow", "drop", "success_false", "non_json"})
+FAULT_KINDS = frozenset({"status", "slow", "slow_body", "drop", "success_false", "non_json"})
 REJECT_MODES = frozenset({"item", "request"})
 ELIDED_HEADERS = frozenset({"api-key", "authorization"})
 UNAVAILABLE_HTML = b"<html>Service temporarily unavailable</html>"
@@ -154,7 +154,8 @@ class Fault:
     """One injected misbehaviour, used up after `times` matching requests (see salesmanago-api.md §6.5).
 
     `apply` says whether a `slow`, `drop` or `status` fault lets the call change state before it
-    misbehaves, so tests can cover "the client gave up, yet SALESmanago did the work".
+    misbehaves, so tests can cover "the client gave up, yet SALESmanago did the work". A `slow_body`
+    fault always applies the call: its reply's head goes out at once, its body `delay_s` later.
     """
 
     kind: str
@@ -207,6 +208,7 @@ class _Reply:
     body: bytes
     content_type: str = "application/json;charset=UTF-8"
     headers: dict[str, str] = field(default_factory=dict)
+    body_delay_s: float = 0.0  # a `slow_body` fault: the body follows the head this much later
 
 
 def _json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> _Reply:

@@ -330,6 +330,10 @@ class Sandbox(_V2Api, _V3Api):
                 reply = call() if fault.apply else None
                 time.sleep(fault.delay_s)
                 return reply if reply is not None else call()
+            case "slow_body":
+                reply = call()
+                reply.body_delay_s = fault.delay_s
+                return reply
             case "drop":
                 if fault.apply:
                     call()
@@ -404,6 +408,8 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if reply.body_delay_s:
+                time.sleep(reply.body_delay_s)
             self.wfile.write(reply.body)
         except OSError:  # the client gave up (e.g. timed out during a slow fault)
             self.close_connection = True

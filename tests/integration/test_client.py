@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -377,3 +378,54 @@ def test_client_redirect_is_a_permanent_error_naming_the_host_and_never_followed
         assert not error.retryable
         assert "127.0.0.1" in str(error) and "redirect" in str(error)
         assert "pRoDuCtS-key" not in str(error) and "s3cr3t" not in str(error)
+
+
+# ---- a reply that starts, then stalls: the event was received ---------------------------------
+class _StalledBody(http.server.BaseHTTPRequestHandler):
+    """Answers 200 with its head at once and holds the body until ``release`` is set."""
+
+    release = threading.Event()
+    requests = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).requests += 1
+        body = b'{"success": true, "eventId": "e-1"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        type(self).release.wait(timeout=5)
+        with contextlib.suppress(OSError):  # the client gave up
+            self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_client_event_reply_stalled_in_its_body_is_outcome_unknown(clock):
+    # Given SALESmanago received the event and began its reply, whose body then stalls past the read
+    # timeout (a loaded host between its head and its body)
+    handler = type("Handler", (_StalledBody,), {"release": threading.Event(), "requests": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    group = GroupConfig.model_validate(
+        {
+            "client_id": "c",
+            "api_secret": "s3cr3t-value",
+            "owner": "owner@shop.example.com",
+            "endpoint": f"http://127.0.0.1:{server.server_address[1]}",
+        },
+        context={"allow_loopback": True},
+    )
+    try:
+        # When the event is sent
+        with pytest.raises(OutcomeUnknownError):
+            make_client(clock).call_v2(group, "v2/contact/addContactExtEvent", EVENT, action="event.create")
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+    # Then its outcome is unknown (a plain timeout would release its claim, and the retry would send
+    # it again without looking for it), and it was sent once
+    assert handler.requests == 1

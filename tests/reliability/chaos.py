@@ -89,7 +89,7 @@ import time
 import traceback
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,6 +212,7 @@ FAULT_WEIGHTS = (
     ("429", 3.0),
     ("timeout", 0.25),
     ("timeout_after_apply", 0.25),
+    ("timeout_in_body", 0.25),  # applied; the reply's head in time, its body past the read timeout
     ("drop", 1.5),
     ("drop_after_apply", 1.5),
     ("non_json", 1.5),
@@ -299,6 +300,8 @@ class FaultDraw:
                 return name, Fault("slow", delay_s=delay, apply=not self._config.late_replies)
             case "timeout_after_apply":
                 return name, Fault("slow", delay_s=delay, apply=True)
+            case "timeout_in_body":
+                return name, Fault("slow_body", delay_s=delay)
             case "drop":
                 return name, Fault("drop")
             case "drop_after_apply":
@@ -328,7 +331,9 @@ class Injected:
     @property
     def applied_anyway(self) -> bool:
         """Whether SALESmanago changed state although the client got no good answer."""
-        return self.fault.kind == "slow" or (self.fault.kind in ("status", "drop") and self.fault.apply)
+        return self.fault.kind in ("slow", "slow_body") or (
+            self.fault.kind in ("status", "drop") and self.fault.apply
+        )
 
 
 class ChaosSandbox(Sandbox):
@@ -346,6 +351,8 @@ class ChaosSandbox(Sandbox):
         self._events_by_contact: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._in_flight = 0
         self._idle = threading.Condition()
+        self.sent = 0  # requests the bridge finished writing to this sandbox (``count_sends``)
+        self._answered = 0  # requests whose answer ended (or that were never read: see wait_idle)
         super().__init__(*args, **kwargs)
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> ChaosSandbox:
@@ -368,16 +375,27 @@ class ChaosSandbox(Sandbox):
         finally:
             with self._idle:
                 self._in_flight -= 1
+                self._answered += 1
                 self._idle.notify_all()
 
+    def note_sent(self) -> None:
+        with self._idle:
+            self.sent += 1
+
     def wait_idle(self, timeout_s: float = 10.0) -> None:
-        """Let requests still being answered (a slow reply the client gave up on) finish.
+        """Let every request the bridge sent be answered: one still being answered (a slow reply the
+        client gave up on), and one received but not started on yet (its connection's thread not
+        scheduled yet on a loaded host: it would apply an event after the retry looked for it).
 
         The fake clock skips minutes between a delivery and its redelivery; real time must not be
-        skipped for SALESmanago, or a retry would look for an event a late reply has yet to create.
+        skipped for SALESmanago, or a retry would look for an event a late request has yet to create.
         """
         with self._idle:
-            self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_s)
+            done = self._idle.wait_for(
+                lambda: self._in_flight == 0 and self._answered >= self.sent, timeout=timeout_s
+            )
+            if not done:  # a request the sandbox never read (its connection reset): stop waiting for it
+                self._answered = max(self._answered, self.sent - self._in_flight)
 
     def _take_fault(self, path: str) -> Fault | None:
         fault = super()._take_fault(path)
@@ -410,6 +428,26 @@ class ChaosSandbox(Sandbox):
             requests, self._requests = self._requests, []
             injected, self._injected = self._injected, {}
         return [(request, injected.get(id(request))) for request in requests]
+
+
+@contextlib.contextmanager
+def count_sends(sandbox: ChaosSandbox) -> Iterator[None]:
+    """Count each request (every attempt urllib3 makes) written in full to ``sandbox``."""
+    from urllib3.connection import HTTPConnection
+
+    original = HTTPConnection.request
+    port = int(sandbox.url.rsplit(":", 1)[1])
+
+    def request(self: HTTPConnection, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if self.port == port:
+            sandbox.note_sent()
+
+    HTTPConnection.request = request  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        HTTPConnection.request = original  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------------------- workload
@@ -1248,6 +1286,7 @@ class ChaosRun:
         ]
         self.groups = json.loads(SAMPLE_GROUPS.read_text())
         self.sandbox = self._stack.enter_context(ChaosSandbox.from_groups_file(SAMPLE_GROUPS))
+        self._stack.enter_context(count_sends(self.sandbox))
         for group in self.groups.values():
             group["endpoint"] = group["products_endpoint"] = self.sandbox.url
         folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))

@@ -16,6 +16,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ TRANSIENT_FAULTS = {
     "429_longer_than_allowed": Fault("status", status=429, retry_after=60, times=3),
     "timeout": Fault("slow", delay_s=0.3),
     "timeout_after_apply": Fault("slow", delay_s=0.3, apply=True),
+    "timeout_in_body": Fault("slow_body", delay_s=0.3),
     "drop": Fault("drop", times=3),
     "drop_after_apply": Fault("drop", times=3, apply=True),
     "non_json": Fault("non_json", times=3),
@@ -184,11 +186,14 @@ def test_chaos_transient_fault_per_source_is_survived(chaos_run: ChaosRun, sourc
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@pytest.mark.parametrize("fault_name", ["timeout_after_apply", "drop_after_apply", "504_after_apply"])
+@pytest.mark.parametrize(
+    "fault_name", ["timeout_after_apply", "timeout_in_body", "drop_after_apply", "504_after_apply"]
+)
 def test_chaos_event_applied_without_reply_is_reconciled_per_source(
     chaos_run: ChaosRun, source: str, fault_name: str
 ):
-    # Given SALESmanago creates an event but the reply is lost (a timeout, a dropped connection, a 504)
+    # Given SALESmanago creates an event but the reply is lost (a timeout, before the reply or in its
+    # body, a dropped connection, a 504)
     gen = generator()
     event = gen.single("fifo" if source == "fifo" else source, "event.create")
     if source == "fifo":
@@ -203,6 +208,36 @@ def test_chaos_event_applied_without_reply_is_reconciled_per_source(
     assert played.events(event) == 1
     assert played.run.metrics["OutcomeUnknown"] >= 1
     assert played.run.outcome_flags["reconciled"] == 1
+
+
+def test_chaos_event_received_but_started_late_is_reconciled_not_doubled(
+    chaos_run: ChaosRun, monkeypatch: pytest.MonkeyPatch
+):
+    # Given SALESmanago receives an event but starts on it only after the client gave up (its
+    # connection's thread not scheduled for a second, as on a loaded host), with no fault injected
+    from local.sandbox import server
+
+    read_body = server._Handler._read_body
+    held: list[str] = []
+
+    def late_read(handler: Any) -> bytes:
+        if "ContactExtEvent" in handler.path and not held:
+            held.append(handler.path)
+            time.sleep(1.0)
+        return read_body(handler)
+
+    monkeypatch.setattr(server._Handler, "_read_body", late_read)
+    gen = generator()
+    event = gen.single("sqs", "event.create")
+    event.wrapper = None
+    # When the queue brings it back minutes later (in fake time: at once in real time)
+    played = play(chaos_run, gen, [event])
+    # Then the retry waited for SALESmanago to take every request sent, found the event, sent it once
+    assert held, "the event's request was never held"
+    assert played.run.metrics["OutcomeUnknown"] >= 1
+    assert played.run.outcome_flags["reconciled"] == 1
+    assert played.events(event) == 1
+    assert [request.path for request, _ in played.run.wire].count(held[0]) == 1
 
 
 def test_chaos_refused_lookup_hands_the_doubtful_event_back(chaos_run: ChaosRun):

@@ -767,6 +767,18 @@ def test_fault_slow_past_client_timeout(sandbox: Sandbox, apply: bool) -> None:
     assert sandbox.contact("a@x.example") is not None
 
 
+def test_fault_slow_body_sends_the_head_then_stalls_the_body(sandbox: Sandbox) -> None:
+    # Given a reply whose body follows its head 3 s later
+    sandbox.inject(Fault("slow_body", delay_s=3.0))
+    # When a client reads the head in time, then waits 1 s at most for the body
+    with pytest.raises(requests.exceptions.ConnectionError) as caught:
+        post_v2(sandbox, "contact/upsert", {**auth(), "contact": {"email": "a@x.example"}}, timeout=1.0)
+    # Then the body timed out (requests wraps urllib3's read timeout), and the call was applied
+    assert "Read timed out" in str(caught.value)
+    assert sandbox.contact("a@x.example") is not None
+    assert (sandbox.requests[0].status, sandbox.requests[0].fault) == (200, "slow_body")
+
+
 @pytest.mark.parametrize("apply", [False, True])
 def test_fault_drop_closes_connection(sandbox: Sandbox, apply: bool) -> None:
     # Given

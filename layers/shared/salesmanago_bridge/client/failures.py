@@ -28,24 +28,28 @@ from salesmanago_bridge.observability import SALESMANAGO_AUTH_FAILURES, metrics,
 AUTH_MESSAGES = ("not authenticated", "authentication", "invalid api key", "user not authenticated")
 V3_AUTH_REASON = 10
 V3_WARNING_REASON = 12
+# A reply that broke off in its body: SALESmanago had the request, whatever it did with it.
+BODY_FAILURES = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 
 
 def transport_failure(exc: requests.exceptions.RequestException, at_most_once: bool) -> BridgeError:
     """What a request that got no usable reply means: retry later, or outcome unknown (events)."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return UnavailableError("SALESmanago did not accept a connection in time")
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    # A read timeout comes as a ReadTimeout before the reply's head, and as a ConnectionError around
+    # urllib3's ReadTimeoutError when it struck in the body (SALESmanago had the request and was
+    # answering) or exhausted the retries. Whatever its shape, an event's outcome is then unknown.
+    if isinstance(exc, requests.exceptions.ReadTimeout) or chain_has(exc, ReadTimeoutError):
         if at_most_once:
             return OutcomeUnknownError("no reply in time after the event was sent")
         return SalesmanagoTimeoutError("SALESmanago did not reply in time")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        # requests reports read timeouts that exhausted the retries as a ConnectionError too.
-        if chain_has(exc, ReadTimeoutError):
-            return SalesmanagoTimeoutError("SALESmanago did not reply in time")
         refused = chain_has(exc, NewConnectionError, ConnectionRefusedError, ConnectTimeoutError)
         if refused or not at_most_once:
             return UnavailableError("connection to SALESmanago failed")
         return OutcomeUnknownError("the connection broke after the event was sent")
+    if at_most_once and isinstance(exc, BODY_FAILURES):
+        return OutcomeUnknownError("the reply broke off after the event was sent")
     return UnavailableError(f"request to SALESmanago failed: {type(exc).__name__}")
 
 
@@ -70,24 +74,25 @@ def status_failure(response: requests.Response, url: str, at_most_once: bool) ->
 
 
 def reply_json(response: requests.Response, url: str) -> dict[str, Any]:
-    """The reply's JSON object (a bare 200 counts as success)."""
+    """The reply's JSON object (a bare 200 counts as success).
+
+    A reply it cannot read came from a SALESmanago that had the request: an event's outcome is unknown.
+    """
     if not response.content and response.status_code < 300:
         return {"success": True}  # contact/delete may answer a bare 200 (salesmanago-api.md §2)
+    error_class = OutcomeUnknownError if is_at_most_once(url) else UnavailableError
     try:
         if (response.encoding or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8"):
             reply = loads(response.content)
         else:  # a declared charset other than UTF-8: requests decodes it
             reply = response.json()
     except ValueError:
-        error_class = OutcomeUnknownError if is_at_most_once(url) else UnavailableError
         raise error_class(
             f"SALESmanago answered {response.status_code} with a body that is not JSON",
             status=response.status_code,
         ) from None
     if not isinstance(reply, dict):
-        raise UnavailableError(
-            "SALESmanago answered with JSON that is not an object", status=response.status_code
-        )
+        raise error_class("SALESmanago answered with JSON that is not an object", status=response.status_code)
     return reply
 
 
