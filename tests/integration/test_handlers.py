@@ -221,6 +221,43 @@ def test_handler_auth_failure_rereads_rotated_credentials(
     assert dead_letters() == []
 
 
+def test_handler_auth_retry_resends_only_the_refused_commands(
+    handler,
+    sandbox: Sandbox,
+    dead_letters,
+    groups_file: Path,
+    lambda_context,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given a chunk of two events: the first answered (created), the second refused for credentials
+    # that rotated meanwhile (e.g. a batch's failed event re-sent alone after the rotation)
+    from salesmanago_bridge import dispatch
+    from salesmanago_bridge.errors import AuthError
+
+    groups = json.loads(groups_file.read_text())
+    sent: list[list[int]] = []
+
+    def answer_then_refuse(gateway: Any, chunk: Any, group: Any = None) -> dict[int, Any]:
+        positions = [work.position for work in chunk.works]
+        sent.append(positions)
+        if len(sent) == 1:
+            groups["demo-shop"]["api_secret"] = "rotated-in"  # the store now holds the new secret
+            groups_file.write_text(json.dumps(groups))
+            return {positions[0]: {"eventId": "created-once"}, positions[1]: AuthError("refused")}
+        return {position: {"eventId": f"created-after-rotation-{position}"} for position in positions}
+
+    monkeypatch.setattr(dispatch, "send_chunk", answer_then_refuse)
+    # When both arrive in one invocation
+    result = handler("sqs_consumer")(
+        sqs_event(event("first@customer.example.com"), event("second@customer.example.com")), lambda_context
+    )
+    # Then only the refused one is sent again: the created one is never sent twice
+    assert result == {"batchItemFailures": []}
+    assert len(sent) == 2 and len(sent[0]) == 2
+    assert sent[1] == sent[0][1:]
+    assert dead_letters() == []
+
+
 def test_handler_dead_letter_queue_down_keeps_message_at_source(
     handler, sandbox: Sandbox, monkeypatch, lambda_context
 ):

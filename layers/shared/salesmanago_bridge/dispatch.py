@@ -276,7 +276,15 @@ class Dispatcher:
         if fresh == chunk.group:
             return results
         logger.warning("SALESmanago refused cached credentials; retrying with a fresh group config")
-        return send_chunk(self.gateway, chunk, fresh)
+        # Only the refused commands: the others were answered (an event among them may be created).
+        refused = {position for position, result in results.items() if isinstance(result, AuthError)}
+        retry = Chunk(
+            chunk.action,
+            fresh,
+            [work for work in chunk.works if work.position in refused],
+            [item for item in chunk.products if item.work.position in refused],
+        )
+        return {**results, **send_chunk(self.gateway, retry, fresh)}
 
     # ---- exactly-once events --------------------------------------------------------------
     def _reconcile(self, works: list[Work]) -> tuple[Results, list[Work]]:
