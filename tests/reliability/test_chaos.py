@@ -140,7 +140,8 @@ def test_chaos_random_run_loses_and_doubles_nothing():
     assert sum(report.run.crashes.happened.values()) >= 10
     assert report.run.metrics["OutcomeUnknown"] > 0
     assert report.run.outcome_flags["reconciled"] > 0  # an unknown outcome found, not sent twice
-    assert report.run.metrics["DuplicatesSuppressed"] > 0
+    # The guard's suppression of a completed event is shown per source by the after_record crash
+    # test: here it depends on thread timing (a redelivery may find its event's record in progress).
     assert report.verdict.dead_lettered_by, "no dead letter at all: the oracle judged nothing parked"
     # AWS failed too, at a low rate (each service and kind is scripted in test_chaos_aws.py), and
     # records were handed back because of it
@@ -411,6 +412,9 @@ def test_chaos_crash_at_each_point_per_source_loses_and_doubles_nothing(
     for command in commands:
         if command.action == "event.create":
             assert played.events(command) == 1
+    if point == "after_record" and any(c.action == "event.create" for c in commands):
+        # the redelivered events found their completed records: suppressed, not sent again
+        assert played.run.metrics["DuplicatesSuppressed"] > 0
 
 
 @pytest.mark.parametrize("source", ["sqs", "fifo"])
